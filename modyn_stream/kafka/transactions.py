@@ -1,0 +1,118 @@
+"""Exactly-once consume-transform-produce with Kafka transactions.
+
+Each batch is one transaction: the records a transform returns and the consumer offsets
+of the batch are committed together, or neither is. The error contract follows
+confluent-kafka's (see its `examples/eos_transactions.py`): an abortable error aborts the
+transaction and rewinds the consumer to its committed offsets so the batch is processed again;
+a retriable commit error is retried; a fatal one (e.g. fenced by a newer instance with the same
+transactional id) is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+from confluent_kafka import KafkaException, Message
+
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.consumer import BatchConsumer, ShutdownFlag, next_offsets
+from modyn_stream.kafka.exceptions import TransactionError
+from modyn_stream.kafka.producer import EventProducer, OutgoingRecord
+
+log = logging.getLogger(__name__)
+
+Transform = Callable[[Sequence[Message]], Iterable[OutgoingRecord]]
+
+
+class TransactionalProcessor:
+    """Runs `transform` over batches of input messages, committing output and offsets atomically."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        group_id: str,
+        transactional_id: str,
+        input_topics: Sequence[str],
+        transform: Transform,
+        max_batch: int = 500,
+        poll_timeout_s: float = 1.0,
+        commit_retries: int = 5,
+    ) -> None:
+        self.transform = transform
+        self.max_batch = max_batch
+        self.poll_timeout_s = poll_timeout_s
+        self.commit_retries = commit_retries
+        self.transactional_id = transactional_id
+        self.consumer = BatchConsumer(settings, group_id, isolation_level="read_committed")
+        self.producer = EventProducer(settings, transactional_id=transactional_id)
+        self._initialised = False
+        self._input_topics = list(input_topics)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Register the transactional id (fencing older instances) and subscribe."""
+        if not self._initialised:
+            self._call("init_transactions", lambda: self.producer.raw.init_transactions(timeout_s))
+            self.consumer.subscribe(self._input_topics)
+            self._initialised = True
+
+    def process_batch(self) -> int:
+        """Poll one batch and process it in one transaction; return how many input messages were committed."""
+        self.start()
+        messages = self.consumer.poll_batch(self.max_batch, self.poll_timeout_s)
+        if not messages:
+            return 0
+        producer = self.producer.raw
+        self._call("begin_transaction", producer.begin_transaction)
+        try:
+            self.producer.produce_records(self.transform(messages))
+            producer.send_offsets_to_transaction(next_offsets(messages), self.consumer.raw.consumer_group_metadata())
+            self._commit()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal() or not error.txn_requires_abort():
+                raise TransactionError(f"{self.transactional_id}: {error.str()}") from None
+            log.warning("%s: aborting transaction: %s", self.transactional_id, error.str())
+            self._abort_and_rewind()
+            return 0
+        except BaseException:
+            self._abort_and_rewind()
+            raise
+        return len(messages)
+
+    def _commit(self) -> None:
+        for attempt in range(self.commit_retries + 1):
+            try:
+                self.producer.raw.commit_transaction()
+                return
+            except KafkaException as exc:
+                if exc.args[0].retriable() and attempt < self.commit_retries:
+                    continue
+                raise
+
+    def _abort_and_rewind(self) -> None:
+        self._call("abort_transaction", self.producer.raw.abort_transaction)
+        self.consumer.rewind_to_committed()
+
+    def _call(self, what: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except KafkaException as exc:
+            raise TransactionError(f"{self.transactional_id}: {what} failed: {exc.args[0].str()}") from None
+
+    def run(self, shutdown: ShutdownFlag) -> int:
+        """Process batches until `shutdown` is set; return the number of input messages committed."""
+        total = 0
+        while not shutdown.is_set:
+            total += self.process_batch()
+        return total
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def __enter__(self) -> TransactionalProcessor:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
