@@ -1,0 +1,1 @@
+"""The `modyn-stream` command line."""

@@ -1,0 +1,60 @@
+"""The `modyn-stream` command as a user runs it: output, exit codes, one-line errors."""
+
+import json
+
+import pytest
+
+from modyn_stream.events import EventCodec
+from tests.events.test_codec import SAMPLES
+from tests.kafka.test_local_integration import cli
+
+
+def test_decode_prints_an_event_as_json(tmp_path):
+    path = tmp_path / "event.bin"
+    path.write_bytes(EventCodec().encode("TriggerEvent", SAMPLES["TriggerEvent"]))
+    result = cli("decode", str(path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"type": "TriggerEvent", **SAMPLES["TriggerEvent"]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"garbage!", "not a valid event: unknown framing: first bytes 6761"),
+        (EventCodec().encode("SampleEvent", SAMPLES["SampleEvent"])[:-5], "not a valid event: SampleEvent: body of"),
+        (None, "cannot read: No such file or directory"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "event.bin"
+    if content is not None:
+        path.write_bytes(content)
+    result = cli("decode", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ") and message in lines[0], result.stderr
+
+
+def test_schemas_lists_every_event_type_with_its_fingerprint():
+    result = cli("schemas")
+    assert result.returncode == 0
+    assert len(result.stdout.strip().splitlines()) == 8 and "modyn_stream.events.SampleEvent" in result.stdout
+
+
+def test_unreachable_broker_stops_the_demo_with_one_line():
+    result = cli("demo", "--bootstrap", "127.0.0.1:1")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines()
+        == ["error: Kafka at 127.0.0.1:1: no broker answered within 10 s (Local: Broker transport failure)"]
+        or "no broker answered" in result.stderr
+    ), result.stderr
+
+
+@pytest.mark.integration
+def test_demo_round_trips_events_through_kafka(kafka_bootstrap_server):
+    result = cli("demo", "--count", "3000", "--partitions", "2", env={"MODYN_KAFKA_BOOTSTRAP": kafka_bootstrap_server})
+    assert result.returncode == 0, result.stderr
+    assert "produced 3,000" in result.stdout and "decoded 3,000" in result.stdout
+    assert "2 end-of-stream markers, 0 payload mismatches" in result.stdout
+    assert "round trip OK" in result.stdout
