@@ -1,0 +1,32 @@
+"""Printing and saving benchmark results: one table, plus JSON under benchmarks/results/."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, object]:
+    return {"cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+
+
+def report(name: str, rows: list[dict[str, object]]) -> Path:
+    """Print `rows` (dicts with the same keys) as a table and save them with the machine's facts."""
+    table = Table(title=f"{name} ({machine()['cpu_count']} cores, Python {machine()['python']})")
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(table)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "at": time.time(), "machine": machine(), "rows": rows}, indent=2))
+    return path
