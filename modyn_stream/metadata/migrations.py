@@ -1,0 +1,130 @@
+"""Versioned schema migrations of the metadata store.
+
+Each migration runs once, in order; `schema_migrations` records what was applied, so applying
+twice is a no-op. Never edit a released migration: append a new one.
+
+`samples` is ordered by (dataset, event_time, key), the order every trigger, selection and window
+query reads in. Inserts carry a deduplication token; `non_replicated_deduplication_window` makes a
+MergeTree honour it without replication.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEDUP_WINDOW = 100_000
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial tables",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS samples (
+                dataset LowCardinality(String),
+                key String,
+                event_time DateTime64(3, 'UTC'),
+                label Nullable(Int64),
+                topic LowCardinality(String),
+                kafka_partition UInt32,
+                kafka_offset UInt64,
+                payload_size UInt32,
+                ingested_at DateTime64(3, 'UTC')
+            ) ENGINE = MergeTree
+            ORDER BY (dataset, event_time, key)
+            SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS ingest_progress (
+                topic LowCardinality(String),
+                kafka_partition UInt32,
+                dataset LowCardinality(String),
+                next_offset UInt64,
+                max_event_time Nullable(DateTime64(3, 'UTC')),
+                samples_ingested UInt64,
+                end_of_stream Bool,
+                updated_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(next_offset)
+            ORDER BY (topic, kafka_partition)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS pipelines (
+                pipeline_id String,
+                name String,
+                status LowCardinality(String),
+                config_json String,
+                config_sha256 String,
+                updated_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY pipeline_id
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS triggers (
+                pipeline_id String,
+                trigger_index UInt32,
+                dataset LowCardinality(String),
+                boundary_event_time DateTime64(3, 'UTC'),
+                boundary_key String,
+                num_new_samples UInt64,
+                reason String,
+                fired_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (pipeline_id, trigger_index)
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS training_sets (
+                pipeline_id String,
+                trigger_index UInt32,
+                kafka_partition UInt32,
+                kafka_offset UInt64,
+                key String,
+                label Nullable(Int64),
+                weight Float32,
+                event_time DateTime64(3, 'UTC')
+            ) ENGINE = MergeTree
+            ORDER BY (pipeline_id, trigger_index, kafka_partition, kafka_offset)
+            SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS models (
+                pipeline_id String,
+                trigger_index UInt32,
+                model_id String,
+                parent_model_id Nullable(String),
+                model_uri String,
+                model_sha256 String,
+                manifest_sha256 String,
+                num_samples UInt64,
+                epochs UInt32,
+                final_loss Nullable(Float64),
+                timings_s Map(String, Float64),
+                created_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (pipeline_id, trigger_index)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS evaluations (
+                pipeline_id String,
+                model_id String,
+                trigger_index UInt32,
+                dataset LowCardinality(String),
+                window_start DateTime64(3, 'UTC'),
+                window_end DateTime64(3, 'UTC'),
+                metric LowCardinality(String),
+                value Float64,
+                num_samples UInt64,
+                created_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (pipeline_id, model_id, dataset, window_start, window_end, metric)
+            """,
+        ),
+    ),
+)

@@ -1,0 +1,147 @@
+"""The metadata store: clickhouse-connect against chDB (`chdb:///path`) or a server (`http(s)://...`).
+
+One SQL dialect and one code path for both. Credentials come from the URL or from
+`MODYN_CLICKHOUSE_USER` / `MODYN_CLICKHOUSE_PASSWORD`, and never appear in messages.
+A chDB engine serves one directory per process; every store in the process must use the same
+path (each may use its own database).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from modyn_stream.metadata.exceptions import MetadataError
+from modyn_stream.metadata.migrations import MIGRATIONS
+
+_DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_URL_ENV = "MODYN_CLICKHOUSE_URL"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+class MetadataStore:
+    """Thread-safe access to one database of a ClickHouse engine."""
+
+    def __init__(self, url: str, database: str = "modyn") -> None:
+        if not _DATABASE.match(database):
+            raise MetadataError(f"invalid ClickHouse database name {database!r}")
+        self.url = url
+        self.database = database
+        self._lock = threading.RLock()
+        self._client = self._connect(url, database)
+
+    @classmethod
+    def from_env(cls, default_path: Path, database: str = "modyn") -> MetadataStore:
+        """`$MODYN_CLICKHOUSE_URL`, else the embedded engine persisted in `default_path`."""
+        return cls(os.environ.get(DEFAULT_URL_ENV) or f"chdb://{Path(default_path).resolve()}", database)
+
+    @property
+    def embedded(self) -> bool:
+        return self.url.startswith("chdb:")
+
+    def _connect(self, url: str, database: str):
+        try:
+            if url.startswith("chdb:"):
+                path = url.removeprefix("chdb://")
+                if path.startswith("/"):
+                    Path(path).mkdir(parents=True, exist_ok=True)
+                bootstrap = clickhouse_connect.get_client(dsn=url)
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+                return clickhouse_connect.get_client(dsn=url, database=database)
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https"):
+                raise MetadataError(f"metadata URL {redact(url)}: use chdb:///path or http(s)://host:8123")
+            credentials = {
+                "username": parts.username or os.environ.get("MODYN_CLICKHOUSE_USER") or "default",
+                "password": parts.password or os.environ.get("MODYN_CLICKHOUSE_PASSWORD") or "",
+            }
+            server = dict(host=parts.hostname, port=parts.port, secure=parts.scheme == "https", **credentials)
+            clickhouse_connect.get_client(**server).command(f"CREATE DATABASE IF NOT EXISTS {database}")
+            return clickhouse_connect.get_client(**server, database=database)
+        except MetadataError:
+            raise
+        except Exception as exc:
+            raise MetadataError(f"ClickHouse at {redact(url)}: cannot connect: {_first_line(exc)}") from None
+
+    # -- statements ---------------------------------------------------------------------------
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None, settings: dict | None = None) -> Any:
+        with self._lock:
+            try:
+                return self._client.command(sql, parameters=parameters, settings=settings)
+            except ClickHouseError as exc:
+                raise MetadataError(f"ClickHouse statement failed: {_first_line(exc)}") from None
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._client.query(sql, parameters=parameters).result_rows
+            except ClickHouseError as exc:
+                raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None
+
+    def query_numpy(self, sql: str, parameters: Mapping[str, Any] | None = None):
+        with self._lock:
+            try:
+                return self._client.query_np(sql, parameters=parameters)
+            except ClickHouseError as exc:
+                raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None
+
+    def insert(self, table: str, columns: Mapping[str, Sequence], dedup_token: str | None = None) -> int:
+        """Insert column-oriented data in one block; with a token, a repeated insert is dropped by ClickHouse."""
+        names = list(columns)
+        settings = {"insert_deduplication_token": dedup_token, "insert_deduplicate": 1} if dedup_token else None
+        with self._lock:
+            try:
+                summary = self._client.insert(
+                    table, [columns[n] for n in names], column_names=names, column_oriented=True, settings=settings
+                )
+            except ClickHouseError as exc:
+                raise MetadataError(f"insert into {table} failed: {_first_line(exc)}") from None
+        return summary.written_rows
+
+    # -- migrations ---------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order; return the versions applied (empty when up to date)."""
+        self.command(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+        )
+        done = {row[0] for row in self.query("SELECT version FROM schema_migrations")}
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                self.command(statement)
+            self.insert("schema_migrations", {"version": [migration.version], "name": [migration.name]})
+            applied.append(migration.version)
+        return applied
+
+    def schema_version(self) -> int:
+        rows = self.query("SELECT max(version) FROM schema_migrations")
+        return int(rows[0][0]) if rows else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
