@@ -80,11 +80,14 @@ class EventProducer:
         key: bytes | str | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
         """Queue one message; blocks (serving callbacks) while the local queue is full."""
         kwargs: dict[str, Any] = {"key": key, "headers": headers, "on_delivery": self._on_delivery}
         if partition is not None:
             kwargs["partition"] = partition
+        if timestamp_ms is not None and timestamp_ms > 0:
+            kwargs["timestamp"] = timestamp_ms
         while True:
             try:
                 self._producer.produce(topic, value, **kwargs)

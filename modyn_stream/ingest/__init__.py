@@ -1,0 +1,1 @@
+"""Ingest: sample metadata from Kafka into ClickHouse, exactly once, with event-time progress."""

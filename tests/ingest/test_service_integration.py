@@ -1,0 +1,208 @@
+"""The ingest service on a real broker and the real ClickHouse engine: exactly once, through crashes."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+from confluent_kafka import TopicPartition
+
+from modyn_stream.events import EventCodec
+from modyn_stream.ingest.service import IngestService
+from modyn_stream.ingest.watermark import END_OF_TIME, PartitionProgress, global_watermark
+from modyn_stream.kafka.consumer import BatchConsumer
+from modyn_stream.kafka.dlq import dead_letter_headers
+from modyn_stream.kafka.producer import EventProducer
+from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.replay.publisher import TimestampPolicy, replay
+from modyn_stream.replay.sources import SampleSource
+from tests.kafka.test_transactions_integration import read_all
+
+pytestmark = pytest.mark.integration
+
+
+def make_source(n: int, seed: int = 0) -> SampleSource:
+    rng = np.random.default_rng(seed)
+    payloads = [rng.integers(0, 256, size=int(rng.integers(1, 40)), dtype=np.uint8).tobytes() for _ in range(n)]
+    return SampleSource(payloads, rng.integers(0, 10, n), None, np.zeros(n, dtype=np.int64), "application/octet-stream")
+
+
+def expected_rows(source: SampleSource, times: np.ndarray) -> list[tuple]:
+    return sorted(
+        (f"{i:010d}", int(times[i]), int(source.labels[i]), len(source.payloads[i])) for i in range(len(source))
+    )
+
+
+def stored_rows(store: MetadataStore, dataset: str) -> list[tuple]:
+    rows = store.query(
+        "SELECT key, toUnixTimestamp64Milli(event_time), label, payload_size FROM samples "
+        "WHERE dataset = {d:String} ORDER BY key",
+        {"d": dataset},
+    )
+    return [tuple(r) for r in rows]
+
+
+def ingest_until(service: IngestService, store: MetadataStore, dataset: str, n: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while store.query("SELECT count() FROM samples WHERE dataset = {d:String}", {"d": dataset})[0][0] < n:
+        assert time.monotonic() < deadline, "ingest did not catch up"
+        service.step()
+
+
+@pytest.fixture
+def store(clickhouse_dsn):
+    store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
+    store.migrate()
+    return store
+
+
+def test_replayed_samples_land_exactly_once_with_their_metadata(kafka_settings, store):
+    source = make_source(3000)
+    policy = TimestampPolicy("random", step_ms=10, seed=3)
+    result = replay(kafka_settings, "digits", source, policy, partitions=3)
+    assert result.published == 3000 and len(result.per_partition) == 3
+    with IngestService(kafka_settings, store, max_batch=700, max_wait_s=0.2) as service:
+        ingest_until(service, store, "digits", 3000)
+        for _ in range(5):
+            service.step()  # nothing more arrives: no duplicates from extra polls
+        states = service.partition_states()
+    assert stored_rows(store, "digits") == expected_rows(source, policy.assign(source))
+    assert store.query("SELECT count(), uniqExact(topic, kafka_partition, kafka_offset) FROM samples") == [(3000, 3000)]
+    assert all(s.end_of_stream for s in states) and sum(s.samples_ingested for s in states) == 3000
+
+    # The progress topic tells every partition's end: the global watermark is the end of time.
+    names = TopicNames(kafka_settings.namespace)
+    codec = EventCodec()
+    progress = [
+        PartitionProgress.from_event(codec.decode(v).record) for v in read_all(kafka_settings, names.ingest_progress)
+    ]
+    partitions = {(result.topic, p) for p in result.per_partition}
+    assert global_watermark(progress, partitions, now_ms=0, idle_timeout_ms=None) == END_OF_TIME
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("point", ["before_insert", "after_insert", "before_commit"])
+def test_crash_at_any_point_neither_loses_nor_doubles_rows(kafka_settings, store, point):
+    source = make_source(2000, seed=1)
+    policy = TimestampPolicy("increasing")
+    replay(kafka_settings, "crashy", source, policy, partitions=2)
+    crashes = {"left": 3}
+
+    def fault(where: str) -> None:
+        if where == point and crashes["left"] > 0:
+            crashes["left"] -= 1
+            raise Crash(where)
+
+    batch_sizes = iter([300, 170, 230, 410])
+    while True:
+        # Each instance crashes at `point` on its first batch, never committing it; the next resumes.
+        # Batch sizes differ between instances, so insert tokens differ: only the resume rule protects.
+        service = IngestService(kafka_settings, store, max_batch=next(batch_sizes), max_wait_s=0.1, fault=fault)
+        try:
+            ingest_until(service, store, "crashy", 2000)
+            break
+        except Crash:
+            pass
+        finally:
+            service.close()
+    assert crashes["left"] == 0
+    assert stored_rows(store, "crashy") == expected_rows(source, policy.assign(source))
+
+
+def test_garbage_and_wrong_events_go_to_the_dlq_and_nothing_else_is_lost(kafka_settings, store):
+    names = TopicNames(kafka_settings.namespace)
+    replay(kafka_settings, "mixed", make_source(100), TimestampPolicy(), partitions=1)
+    codec = EventCodec()
+    topic = names.samples("mixed")
+    trigger = {"pipeline_id": "p", "dataset": "mixed", "trigger_index": 0, "boundary_event_time": 1,
+               "boundary_key": "k", "num_new_samples": 1, "reason": "r", "fired_at": 1}  # fmt: skip
+    other_dataset = {"dataset": "other", "key": "x", "event_time": 1, "payload": b"p"}
+    bad = {
+        b"\x00garbage": "Confluent wire format",
+        codec.encode("TriggerEvent", trigger): "a TriggerEvent does not belong",
+        codec.encode("SampleEvent", other_dataset): "does not match",
+        codec.encode("SampleEvent", {"dataset": "mixed", "key": "y", "event_time": 1}): "neither payload",
+    }
+    with EventProducer(kafka_settings) as producer:
+        for value in bad:
+            producer.produce(topic, value, key="bad")
+        producer.produce(topic, codec.encode("SampleEvent", {"dataset": "mixed", "key": "late", "event_time": 2,
+                                                              "payload": b"ok"}))  # fmt: skip
+    with IngestService(kafka_settings, store, max_batch=50, max_wait_s=0.1) as service:
+        ingest_until(service, store, "mixed", 101)
+        deadline = time.monotonic() + 30
+        while service.stats.dead_letters < len(bad):
+            assert time.monotonic() < deadline
+            service.step()
+    assert store.query("SELECT count() FROM samples") == [(101,)]
+    with BatchConsumer(kafka_settings, "dlq-reader") as consumer:
+        consumer.assign([TopicPartition(names.dlq, 0, 0)])
+        letters = []
+        while len(letters) < len(bad):
+            letters += consumer.poll_batch(100, 0.5)
+    reasons = {m.value(): dead_letter_headers(m.headers()) for m in letters}
+    assert set(reasons) == set(bad)
+    for value, expected in bad.items():
+        assert expected in reasons[value]["dlq.reason"] and reasons[value]["dlq.stage"] == "ingest"
+        assert reasons[value]["dlq.source.topic"] == topic
+
+
+CHECK_ROWS = """
+import json, sys
+from modyn_stream.metadata import MetadataStore
+store = MetadataStore(sys.argv[1], "killtest")
+rows = store.query("SELECT key, toUnixTimestamp64Milli(event_time), label, payload_size FROM samples ORDER BY key")
+print(json.dumps([list(r) for r in rows]))
+"""
+
+
+def test_sigkill_at_random_moments_then_restart_gives_the_same_rows(kafka_settings, tmp_path):
+    # A real process killed with SIGKILL; it owns its own chDB directory (one per process).
+    source = make_source(20_000, seed=7)
+    policy = TimestampPolicy("increasing", step_ms=5)
+    replay(kafka_settings, "killed", source, policy, partitions=3)
+    url = f"chdb://{tmp_path / 'ch'}"
+    env = {**os.environ, "MODYN_KAFKA_BOOTSTRAP": kafka_settings.bootstrap_servers}
+    command = [sys.executable, "-m", "modyn_stream", "service", "ingest", "--metadata-url", url,
+               "--database", "killtest", "--namespace", kafka_settings.namespace, "--max-batch", "1500",
+               "--max-wait", "0.05"]  # fmt: skip
+    rng = random.Random(11)
+    for _ in range(4):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.5, 5.0))  # a random moment to kill at, not a synchronisation
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    final = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    expected = [list(r) for r in expected_rows(source, policy.assign(source))]
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            # Count through the live service's own log of progress: the topic's committed lag reaching zero.
+            committed = _committed(kafka_settings, f"{kafka_settings.namespace}.ingest", "killed", 3)
+            if committed == 20_000 + 3:  # samples + one end-of-stream marker per partition
+                break
+            assert time.monotonic() < deadline, f"committed {committed}"
+            assert final.poll() is None, final.stderr.read()
+            time.sleep(0.5)
+    finally:
+        final.send_signal(signal.SIGTERM)
+        final.wait(timeout=60)
+    rows = subprocess.run([sys.executable, "-c", CHECK_ROWS, url], capture_output=True, text=True, check=True)
+    assert json.loads(rows.stdout) == expected
+
+
+def _committed(settings, group: str, dataset: str, partitions: int) -> int:
+    topic = TopicNames(settings.namespace).samples(dataset)
+    with BatchConsumer(settings, group) as consumer:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)])
+    return sum(max(tp.offset, 0) for tp in offsets)
