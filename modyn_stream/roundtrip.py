@@ -19,6 +19,7 @@ from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import BatchConsumer
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, sample_topic_spec
+from modyn_stream.replay.publisher import partition_of
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def run_roundtrip(
     payloads = rng.integers(0, 256, size=(count, 64), dtype=np.uint8)
     base_time = 1_700_000_000_000
     expected: dict[str, bytes] = {}
+    sent = dict.fromkeys(parts, 0)
     t0 = time.perf_counter()
     with EventProducer(settings) as producer:
         for i in range(count):
@@ -66,12 +68,14 @@ def run_roundtrip(
             record = {"dataset": dataset, "key": key, "event_time": base_time + i * 1000, "label": i % 10}
             record["payload"] = payloads[i].tobytes()
             expected[key] = record["payload"]
-            producer.produce(topic, codec.encode("SampleEvent", record), key=key)
+            partition = parts[partition_of(key, len(parts))]
+            producer.produce(topic, codec.encode("SampleEvent", record), key=key, partition=partition)
+            sent[partition] += 1
             if i % 1000 == 999:
                 progress("produced", i + 1)
         producer.flush()
         for p in parts:
-            marker = {"dataset": dataset, "replay_id": run_id, "partition": p, "num_samples": -1}
+            marker = {"dataset": dataset, "replay_id": run_id, "partition": p, "num_samples": sent[p]}
             marker |= {"max_event_time": None, "produced_at": int(time.time() * 1000)}
             producer.produce(topic, codec.encode("EndOfStream", marker), partition=p)
     produce_s = time.perf_counter() - t0

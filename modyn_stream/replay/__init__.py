@@ -1,0 +1,1 @@
+"""Replay: publish a dataset from files as a stream of timestamped SampleEvents."""

@@ -1,0 +1,40 @@
+"""Durations and points in time as users write them (Modyn's units), in milliseconds since the epoch.
+
+>>> parse_duration("3d"), parse_duration("90s"), parse_duration("1w")
+(259200000, 90000, 604800000)
+>>> parse_time("2024-01-01"), parse_time("2024-01-01T00:00:01Z"), parse_time("1700000000000")
+(1704067200000, 1704067201000, 1700000000000)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "y": 31_536_000_000}
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w|y)\s*$")
+
+
+def parse_duration(text: str) -> int:
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit of {', '.join(UNITS_MS)} (e.g. '1d')")
+    return int(match.group(1)) * UNITS_MS[match.group(2)]
+
+
+def parse_time(text: str | int) -> int:
+    """Epoch milliseconds (an integer) or an ISO 8601 date/time (UTC unless it says otherwise)."""
+    value = str(text).strip()
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"invalid time {text!r}: use epoch milliseconds or ISO 8601 like 2024-01-31T12:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def format_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
