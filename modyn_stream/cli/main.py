@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from modyn_stream import __version__
-from modyn_stream.cli import kafka_cmd
+from modyn_stream.cli import inspect_cmd, kafka_cmd, replay_cmd, service_cmd
 from modyn_stream.cli._console import err, out
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.kafka.config import LIBRDKAFKA_LOGGER
@@ -23,6 +23,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kafka_cmd.app, name="kafka")
+app.add_typer(service_cmd.app, name="service")
+app.add_typer(replay_cmd.datasets_app, name="datasets")
+app.command()(replay_cmd.replay)
+app.command()(inspect_cmd.tail)
+app.command()(inspect_cmd.topics)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,14 @@
+"""Options shared by several commands."""
+
+import typer
+
+Bootstrap = typer.Option(
+    None, "--bootstrap", envvar="MODYN_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers; default: the local Kafka."
+)
+Namespace = typer.Option("modyn", "--namespace", envvar="MODYN_KAFKA_NAMESPACE", help="Topic namespace.")
+
+
+def kafka_settings(bootstrap: str | None, namespace: str):
+    from modyn_stream.kafka.config import KafkaSettings
+
+    return KafkaSettings.from_env(bootstrap_servers=bootstrap, namespace=namespace)

@@ -1,0 +1,55 @@
+"""`modyn-stream service NAME`: one service as its own process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from modyn_stream.cli._console import err
+from modyn_stream.cli._options import Bootstrap, Namespace, kafka_settings
+
+app = typer.Typer(help="Run one service as its own process (stops cleanly on Ctrl-C / SIGTERM).")
+
+MetadataUrl = typer.Option(
+    None, "--metadata-url", envvar="MODYN_CLICKHOUSE_URL", help="chdb:///path or http(s)://host:8123"
+)
+
+
+@app.command()
+def ingest(
+    metadata_url: str = MetadataUrl,
+    database: str = typer.Option("modyn", help="ClickHouse database."),
+    max_batch: int = typer.Option(20_000, min=1, help="Most samples per ClickHouse insert."),
+    max_wait: float = typer.Option(0.5, min=0.01, help="Longest a sample waits for its insert, in seconds."),
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
+) -> None:
+    """Ingest sample metadata from {ns}.samples.* into ClickHouse, exactly once."""
+    from modyn_stream.ingest.service import IngestService
+    from modyn_stream.kafka.connect import connected
+    from modyn_stream.kafka.consumer import ShutdownFlag
+    from modyn_stream.metadata import MetadataStore
+
+    store = MetadataStore(metadata_url or f"chdb://{Path('.modyn-stream/metadata').resolve()}", database)
+    shutdown = ShutdownFlag()
+    with (
+        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        shutdown.on_signals(),
+        IngestService(settings, store, max_batch=max_batch, max_wait_s=max_wait) as service,
+        err.status("ingest: waiting for samples ...") as status,
+    ):
+        started, last_report = time.monotonic(), 0.0
+        while not shutdown.is_set:
+            service.step()
+            if time.monotonic() - last_report > 1:
+                last_report = time.monotonic()
+                stats = service.stats
+                rate = stats.samples / max(last_report - started, 1e-9)
+                status.update(
+                    f"ingest: {stats.samples:,} samples ({rate:,.0f}/s), "
+                    f"{stats.dead_letters:,} dead letters, {stats.batches:,} inserts"
+                )
+        service.flush()
+    err.print(f"ingest stopped: {service.stats.samples:,} samples, {service.stats.dead_letters:,} dead letters")
