@@ -43,7 +43,7 @@ class AvroSchema:
     def from_json(cls, text: str | dict, source: str = "<string>") -> AvroSchema:
         try:
             raw = json.loads(text) if isinstance(text, str) else text
-            parsed = fastavro.parse_schema(_strip_logical_types(raw), _write_hint=False)
+            parsed = fastavro.parse_schema(_strip_logical_types(raw))
             canonical = fastavro.schema.to_parsing_canonical_form(parsed)
         except Exception as exc:
             raise SchemaError(f"{source}: not a valid Avro schema: {exc}") from exc
