@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MIN_EVENT_TIME = -2_208_988_800_000  # 1900-01-01, the lower bound of ClickHouse DateTime64
-MAX_EVENT_TIME = 10_413_792_000_000  # 2300-01-01, its upper bound
-MAX_KEY_LENGTH = 1024
+from modyn_stream.metadata.migrations import MAX_EVENT_TIME, MAX_KEY_LENGTH, MIN_EVENT_TIME
 
 
 def invalid_reason(record: dict, dataset: str) -> str | None:

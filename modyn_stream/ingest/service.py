@@ -24,18 +24,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from modyn_stream.events import EventCodec, EventDecodeError
+from modyn_stream.events.codec import SINGLE_OBJECT_MAGIC
+from modyn_stream.ingest.avro_rows import COLUMNS as AVRO_COLUMNS
+from modyn_stream.ingest.avro_rows import AvroRowBlock
 from modyn_stream.ingest.samples import SampleRows, invalid_reason
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import BatchConsumer, ShutdownFlag
 from modyn_stream.kafka.dlq import DeadLetterPublisher
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
-from modyn_stream.metadata import MetadataStore
+from modyn_stream.metadata import MetadataError, MetadataStore
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,29 @@ class IngestStats:
     batches: int = 0
 
 
+@dataclass
+class _BatchPlan:
+    """One batch sorted out: fast-path Avro rows or decoded rows, end markers, dead letters, per-partition counts."""
+
+    block: AvroRowBlock | None
+    rows: SampleRows = field(default_factory=SampleRows)
+    dead: list[tuple[Message, str]] = field(default_factory=list)
+    ended: dict[tuple[str, int], bool] = field(default_factory=dict)
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    max_times: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def sample(self, key: tuple[str, int], event_time: int | None) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.ended[key] = False  # data after an end marker makes the partition live again
+        if event_time is not None and event_time > self.max_times.get(key, event_time - 1):
+            self.max_times[key] = event_time
+
+
+def _token(path: str, ranges: dict[tuple[str, int], tuple[int, int]]) -> str:
+    """The insert deduplication token: the batch's per-partition offset ranges."""
+    return path + ":" + ",".join(f"{t}-{p}-{a}-{b}" for (t, p), (a, b) in sorted(ranges.items()))
+
+
 class IngestService:
     """One member of the ingest consumer group; `step()` does one poll and, when due, one flush."""
 
@@ -102,6 +128,8 @@ class IngestService:
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._buffer: list[Message] = []
         self._buffer_since = 0.0
+        self._sample_schema = self.codec.schemas.get("SampleEvent")
+        self._sample_header = SINGLE_OBJECT_MAGIC + self._sample_schema.fingerprint
         TopicAdmin(settings).ensure(project_topic_specs(self.names))
         store.migrate()
         self.producer = EventProducer(settings)
@@ -195,71 +223,125 @@ class IngestService:
 
     def flush(self) -> int:
         """Ingest the buffered messages (insert, progress, commit); return the samples inserted."""
-        if not self._buffer:
+        messages, ranges = self._pending()
+        self._buffer = []
+        if not ranges:
             return 0
-        rows, ranges, ended, dead = SampleRows(), {}, {}, 0
-        decode = self.codec.decode
+        plan = self._plan(messages, fast=True)
+        published = self._publish_dead_letters(plan.dead, already=set())
+        self.fault("before_insert")
+        if plan.block is not None:
+            try:
+                self.store.insert_avro("samples_avro", AVRO_COLUMNS, plan.block.render(), _token("avro", ranges))
+            except MetadataError as exc:
+                # Some sample failed ClickHouse's checks: decode the batch here to find and dead-letter it.
+                log.info("ingest: fast path rejected a batch (%s); checking it sample by sample", exc)
+                plan = self._plan(messages, fast=False)
+                self._publish_dead_letters(plan.dead, already=published)
+        if plan.block is None and plan.rows:
+            self.store.insert("samples", plan.rows.columns(_now_ms()), dedup_token=_token("rows", ranges))
+        self.fault("after_insert")
+        if plan.block is not None:
+            plan.max_times.update(self._fast_max_times(ranges))
+        self._advance(plan, ranges)
+        self.fault("before_commit")
+        self.consumer.commit_offsets([TopicPartition(t, p, b + 1) for (t, p), (_, b) in ranges.items()])
+        inserted = sum(plan.counts.values())
+        self.stats.samples += inserted
+        self.stats.dead_letters += len(plan.dead)
+        self.stats.batches += 1
+        return inserted
+
+    def _pending(self) -> tuple[list[Message], dict[tuple[str, int], tuple[int, int]]]:
+        """Buffered messages not yet in ClickHouse, and each partition's (first, last) offset among them."""
+        messages, ranges = [], {}
         for msg in self._buffer:
             key = (msg.topic(), msg.partition())
             state = self._states.get(key)
             offset = msg.offset()
             if state is None or offset < state.next_offset:
                 continue  # revoked meanwhile, or already in ClickHouse
-            first, _ = ranges.get(key, (offset, offset))
-            ranges[key] = (first, offset)
+            messages.append(msg)
+            ranges[key] = (ranges.get(key, (offset, offset))[0], offset)
+        return messages, ranges
+
+    def _plan(self, messages: list[Message], fast: bool) -> _BatchPlan:
+        """Sort a batch into samples, end markers and dead letters.
+
+        With `fast`, SampleEvents in the current schema and single-object framing go into an Avro block
+        undecoded; if any sample needs decoding (another framing, an older schema), the whole batch is
+        planned without the fast path, so the batch stays one insert."""
+        plan = _BatchPlan(block=AvroRowBlock(self._sample_schema) if fast else None)
+        header, decode = self._sample_header, self.codec.decode
+        for msg in messages:
+            key = (msg.topic(), msg.partition())
+            value = msg.value()
+            if plan.block is not None and value is not None and value[:10] == header:
+                plan.block.add(value[10:], key[0], key[1], msg.offset())
+                plan.sample(key, None)
+                continue
             try:
-                event = decode(msg.value())
+                event = decode(value)
             except EventDecodeError as exc:
-                self.dead_letters.publish(msg, str(exc), STAGE)
-                dead += 1
+                plan.dead.append((msg, str(exc)))
                 continue
             if event.name == "SampleEvent":
-                reason = invalid_reason(event.record, state.dataset)
+                if plan.block is not None:
+                    return self._plan(messages, fast=False)
+                reason = invalid_reason(event.record, self._states[key].dataset)
                 if reason is None:
-                    rows.append(event.record, key[0], key[1], offset)
-                    ended[key] = False  # data after an end marker makes the partition live again
+                    plan.rows.append(event.record, key[0], key[1], msg.offset())
+                    plan.sample(key, event.record["event_time"])
                     continue
             elif event.name == "EndOfStream":
-                ended[key] = True
+                plan.ended[key] = True
                 continue
             else:
                 reason = f"a {event.name} does not belong on a samples topic"
-            self.dead_letters.publish(msg, reason, STAGE)
-            dead += 1
-        self._buffer = []
-        if not ranges:
-            return 0
-        if dead:
-            self.producer.flush()  # dead letters are durable before their offsets can be committed
-        self.fault("before_insert")
-        if rows:
-            token = ",".join(f"{t}-{p}-{a}-{b}" for (t, p), (a, b) in sorted(ranges.items()))
-            self.store.insert("samples", rows.columns(_now_ms()), dedup_token=token)
-        self.fault("after_insert")
-        self._advance(rows, ranges, ended)
-        self.fault("before_commit")
-        self.consumer.commit_offsets([TopicPartition(t, p, b + 1) for (t, p), (_, b) in ranges.items()])
-        self.stats.samples += len(rows)
-        self.stats.dead_letters += dead
-        self.stats.batches += 1
-        return len(rows)
+            plan.dead.append((msg, reason))
+        if plan.block is not None and plan.block.rows == 0:
+            plan.block = None
+        return plan
 
-    def _advance(self, rows: SampleRows, ranges: dict, ended: dict) -> None:
+    def _publish_dead_letters(self, dead: list[tuple[Message, str]], already: set) -> set:
+        """Send dead letters (once each) and wait until they are durable, before their offsets can be committed."""
+        sent = set(already)
+        for msg, reason in dead:
+            if (msg.topic(), msg.partition(), msg.offset()) not in sent:
+                self.dead_letters.publish(msg, reason, STAGE)
+                sent.add((msg.topic(), msg.partition(), msg.offset()))
+        if len(sent) > len(already):
+            self.producer.flush()
+        return sent
+
+    def _fast_max_times(self, ranges: dict[tuple[str, int], tuple[int, int]]) -> dict[tuple[str, int], int]:
+        """Largest event time per partition of the rows ClickHouse just parsed (from ingest_batch_stats)."""
+        clauses, params = [], {}
+        for i, ((topic, partition), (first, last)) in enumerate(ranges.items()):
+            clauses.append(
+                f"(topic = {{t{i}:String}} AND kafka_partition = {{p{i}:UInt32}} "
+                f"AND first_offset >= {{a{i}:UInt64}} AND last_offset <= {{b{i}:UInt64}})"
+            )
+            params |= {f"t{i}": topic, f"p{i}": partition, f"a{i}": first, f"b{i}": last}
+        rows = self.store.query(
+            "SELECT topic, kafka_partition, toUnixTimestamp64Milli(max(max_event_time)) FROM ingest_batch_stats "
+            f"WHERE {' OR '.join(clauses)} GROUP BY topic, kafka_partition",
+            params,
+        )
+        return {(topic, partition): latest for topic, partition, latest in rows}
+
+    def _advance(self, plan: _BatchPlan, ranges: dict) -> None:
         """Move each touched partition's state past its range; persist it, then publish it."""
-        per_partition: dict[tuple[str, int], tuple[int, int]] = {}
-        for topic, partition, event_time in zip(rows.topic, rows.kafka_partition, rows.event_time, strict=True):
-            count, latest = per_partition.get((topic, partition), (0, event_time))
-            per_partition[(topic, partition)] = (count + 1, max(latest, event_time))
         now = _now_ms()
         touched = []
         for key, (_, last) in ranges.items():
             state = self._states[key]
-            count, latest = per_partition.get(key, (0, None))
             state.next_offset = last + 1
-            state.samples_ingested += count
+            state.samples_ingested += plan.counts.get(key, 0)
+            latest = plan.max_times.get(key)
             if latest is not None:
                 state.max_event_time = latest if state.max_event_time is None else max(state.max_event_time, latest)
-            state.end_of_stream = ended.get(key, state.end_of_stream)
+            state.end_of_stream = plan.ended.get(key, state.end_of_stream)
             touched.append(state)
         self.store.insert(
             "ingest_progress",

@@ -22,6 +22,12 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# Sample checks shared by the Avro fast path of ingest (in SQL) and its Python path (ingest/samples.py).
+MIN_EVENT_TIME = -2_208_988_800_000  # 1900-01-01, the lower bound of DateTime64
+MAX_EVENT_TIME = 10_413_792_000_000  # 2300-01-01, its upper bound
+MAX_KEY_LENGTH = 1024
+ROW_CHECK = 0x5BD1E995  # each fast-path row carries kafka_offset XOR this: a misparsed row cannot match
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -124,6 +130,55 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at DateTime64(3, 'UTC')
             ) ENGINE = ReplacingMergeTree
             ORDER BY (pipeline_id, model_id, dataset, window_start, window_end, metric)
+            """,
+        ),
+    ),
+    Migration(
+        2,
+        "Avro fast path of ingest: ClickHouse parses and checks SampleEvent bodies",
+        (
+            # Ingest writes Avro (SampleEvent bodies + topic, partition, offset, check) into this
+            # Null table; the views below turn it into `samples` rows and per-batch stats in the same
+            # insert, or reject the whole insert when any row fails a check.
+            """
+            CREATE TABLE IF NOT EXISTS samples_avro (
+                dataset String, key String, event_time Int64, label Nullable(Int64),
+                payload Nullable(String), payload_uri Nullable(String),
+                topic String, kafka_partition UInt32, kafka_offset UInt64, check UInt64
+            ) ENGINE = Null
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS samples_avro_mv TO samples AS
+            SELECT dataset, key, fromUnixTimestamp64Milli(event_time, 'UTC') AS event_time, label, topic,
+                   kafka_partition, kafka_offset, toUInt32(length(ifNull(payload, ''))) AS payload_size,
+                   now64(3, 'UTC') AS ingested_at
+            FROM samples_avro
+            WHERE throwIf(
+                check != bitXor(kafka_offset, {ROW_CHECK})
+                OR dataset != replaceRegexpOne(topic, '^.*[.]samples[.]', '')
+                OR length(key) = 0 OR lengthUTF8(key) > {MAX_KEY_LENGTH}
+                OR event_time < {MIN_EVENT_TIME} OR event_time >= {MAX_EVENT_TIME}
+                OR (payload IS NULL AND ifNull(payload_uri, '') = ''),
+                'a sample failed the ingest checks') = 0
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS ingest_batch_stats (
+                topic LowCardinality(String),
+                kafka_partition UInt32,
+                first_offset UInt64,
+                last_offset UInt64,
+                max_event_time DateTime64(3, 'UTC'),
+                created_at DateTime DEFAULT now()
+            ) ENGINE = MergeTree
+            ORDER BY (topic, kafka_partition, first_offset)
+            TTL created_at + INTERVAL 7 DAY
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS ingest_batch_stats_mv TO ingest_batch_stats AS
+            SELECT topic, kafka_partition, min(kafka_offset) AS first_offset, max(kafka_offset) AS last_offset,
+                   fromUnixTimestamp64Milli(max(event_time), 'UTC') AS max_event_time
+            FROM samples_avro
+            GROUP BY topic, kafka_partition
             """,
         ),
     ),

@@ -114,6 +114,17 @@ class MetadataStore:
                 raise MetadataError(f"insert into {table} failed: {_first_line(exc)}") from None
         return summary.written_rows
 
+    def insert_avro(self, table: str, columns: Sequence[str], data: bytes, dedup_token: str | None = None) -> None:
+        """Insert an Avro object container; ClickHouse parses it (and runs the table's views) in one insert."""
+        settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+        if dedup_token:
+            settings |= {"insert_deduplication_token": dedup_token, "insert_deduplicate": 1}
+        with self._lock:
+            try:
+                self._client.raw_insert(table, list(columns), data, settings=settings, fmt="Avro")
+            except ClickHouseError as exc:
+                raise MetadataError(f"insert into {table} failed: {_first_line(exc)}") from None
+
     # -- migrations ---------------------------------------------------------------------------
 
     def migrate(self) -> list[int]:
