@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from modyn_stream.cli._console import err, out
+from modyn_stream.cli._options import Bootstrap, Namespace, kafka_settings
 from modyn_stream.kafka.local import DEFAULT_STATE_DIR, LocalKafka, jars_dir, kafka_version, provision
 
 app = typer.Typer(help="Run a real Apache Kafka broker locally (KRaft, from Maven Central; no Docker).")
@@ -58,3 +59,32 @@ def status(
     else:
         out.print(f"not running (state {state.state_dir})")
         raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    count: int = typer.Option(10_000, min=1, help="Number of SampleEvents to send."),
+    partitions: int = typer.Option(3, min=1, help="Partitions of the check topic."),
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
+) -> None:
+    """Round-trip SampleEvents through Kafka and compare what comes back (starts the local Kafka if needed)."""
+    from modyn_stream.exceptions import ModynStreamError
+    from modyn_stream.kafka.connect import connected
+    from modyn_stream.roundtrip import run_roundtrip
+
+    with connected(kafka_settings(bootstrap, namespace), say=err.print) as settings, err.status("") as status:
+
+        def progress(stage: str, n: int) -> None:
+            status.update(f"{stage} {n:,} / {count:,} events")
+
+        result = run_roundtrip(settings, count=count, partitions=partitions, progress=progress)
+    out.print(
+        f"{result.topic} on {settings.bootstrap_servers}: produced {result.produced:,} "
+        f"({result.produced / result.produce_s:,.0f}/s), read back and decoded {result.consumed:,} "
+        f"({result.consumed / max(result.consume_s, 1e-9):,.0f}/s), {result.end_of_stream_markers} end-of-stream "
+        f"markers, {result.mismatches} payload mismatches"
+    )
+    if not result.ok:
+        raise ModynStreamError(f"round trip lost or changed events: {result}")
+    out.print("[green]round trip OK[/]")

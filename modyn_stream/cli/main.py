@@ -12,6 +12,7 @@ import typer
 from modyn_stream import __version__
 from modyn_stream.cli import inspect_cmd, kafka_cmd, replay_cmd, service_cmd
 from modyn_stream.cli._console import err, out
+from modyn_stream.cli._options import Bootstrap, Namespace, kafka_settings
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.kafka.config import LIBRDKAFKA_LOGGER
 
@@ -49,31 +50,42 @@ def _root(
 
 @app.command()
 def demo(
-    count: int = typer.Option(10_000, min=1, help="Number of SampleEvents to send."),
-    partitions: int = typer.Option(3, min=1, help="Partitions of the demo sample topic."),
-    bootstrap: str = typer.Option(None, envvar="MODYN_KAFKA_BOOTSTRAP", help="Kafka to use; default: local."),
+    samples: int = typer.Option(20_000, min=1, help="Samples of the drifting digits stream to replay."),
+    partitions: int = typer.Option(4, min=1, help="Partitions of the sample topic."),
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
 ) -> None:
-    """Round-trip SampleEvents through Kafka (starts the local Kafka if none is configured)."""
-    from modyn_stream.kafka.config import KafkaSettings
+    """Replay a drifting stream into Kafka and ingest it into ClickHouse (starts the local Kafka if needed)."""
+    from rich.table import Table
+
+    from modyn_stream.demo import END_OF_TIME, default_store, run_demo
     from modyn_stream.kafka.connect import connected
-    from modyn_stream.roundtrip import run_roundtrip
+    from modyn_stream.timeutil import format_time
 
-    settings = KafkaSettings.from_env(bootstrap_servers=bootstrap)
-    with connected(settings, say=err.print) as settings, err.status("") as status:
-
-        def progress(stage: str, n: int) -> None:
-            status.update(f"{stage} {n:,} / {count:,} events")
-
-        result = run_roundtrip(settings, count=count, partitions=partitions, progress=progress)
+    store = default_store()
+    with connected(kafka_settings(bootstrap, namespace), say=err.print) as settings, err.status("") as status:
+        result = run_demo(settings, store, samples=samples, partitions=partitions, say=status.update)
+    replayed = result.replayed
     out.print(
-        f"{result.topic} on {settings.bootstrap_servers}: produced {result.produced:,} "
-        f"({result.produced / result.produce_s:,.0f}/s), read back and decoded {result.consumed:,} "
-        f"({result.consumed / max(result.consume_s, 1e-9):,.0f}/s), {result.end_of_stream_markers} end-of-stream "
-        f"markers, {result.mismatches} payload mismatches"
+        f"replayed {replayed.published:,} samples to {replayed.topic} "
+        f"({replayed.published / max(replayed.seconds, 1e-9):,.0f}/s); ingested into ClickHouse at {store.url} "
+        f"(database {store.database}) in {result.seconds:.1f} s"
     )
-    if not result.ok:
-        raise ModynStreamError(f"round trip lost or changed events: {result}")
-    out.print("[green]round trip OK[/]")
+    table = Table(title="ingest progress per partition")
+    for column in ("partition", "next offset", "samples", "latest event time", "ended"):
+        table.add_column(column)
+    for state in result.partitions:
+        latest = format_time(state.max_event_time) if state.max_event_time is not None else "-"
+        table.add_row(str(state.partition), str(state.next_offset), f"{state.samples_ingested:,}", latest,
+                      "yes" if state.end_of_stream else "no")  # fmt: skip
+    out.print(table)
+    out.print("global watermark: " + ("end of stream" if result.watermark == END_OF_TIME else str(result.watermark)))
+    windows = Table(title="samples per 15-day window (ClickHouse): the class mix drifts")
+    for column in ("window", "samples", "most frequent labels"):
+        windows.add_column(column)
+    for start, count, top in result.windows:
+        windows.add_row(start.strftime("%Y-%m-%d"), f"{count:,}", ", ".join(str(label) for label in top))
+    out.print(windows)
 
 
 @app.command()

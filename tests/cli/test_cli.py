@@ -41,8 +41,9 @@ def test_schemas_lists_every_event_type_with_its_fingerprint():
     assert len(result.stdout.strip().splitlines()) == 8 and "modyn_stream.events.SampleEvent" in result.stdout
 
 
-def test_unreachable_broker_stops_the_demo_with_one_line():
-    result = cli("demo", "--bootstrap", "127.0.0.1:1")
+@pytest.mark.parametrize("command", [["demo"], ["kafka", "check"]])
+def test_unreachable_broker_stops_with_one_line(command, tmp_path):
+    result = cli(*command, "--bootstrap", "127.0.0.1:1", cwd=tmp_path)
     assert result.returncode == 1
     assert (
         result.stderr.strip().splitlines()
@@ -52,9 +53,25 @@ def test_unreachable_broker_stops_the_demo_with_one_line():
 
 
 @pytest.mark.integration
-def test_demo_round_trips_events_through_kafka(kafka_bootstrap_server):
-    result = cli("demo", "--count", "3000", "--partitions", "2", env={"MODYN_KAFKA_BOOTSTRAP": kafka_bootstrap_server})
+def test_kafka_check_round_trips_events(kafka_bootstrap_server):
+    result = cli(
+        "kafka", "check", "--count", "3000", "--partitions", "2", env={"MODYN_KAFKA_BOOTSTRAP": kafka_bootstrap_server}
+    )
     assert result.returncode == 0, result.stderr
     assert "produced 3,000" in result.stdout and "decoded 3,000" in result.stdout
     assert "2 end-of-stream markers, 0 payload mismatches" in result.stdout
     assert "round trip OK" in result.stdout
+
+
+@pytest.mark.integration
+def test_demo_replays_and_ingests_a_drifting_stream(kafka_bootstrap_server, tmp_path):
+    env = {"MODYN_KAFKA_BOOTSTRAP": kafka_bootstrap_server, "MODYN_KAFKA_NAMESPACE": "demotest"}
+    result = cli("demo", "--samples", "800", "--partitions", "2", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "replayed 800 samples to demotest.samples.digits_" in result.stdout
+    assert "global watermark: end of stream" in result.stdout
+    assert (tmp_path / ".modyn-stream" / "metadata").is_dir()
+    counts = [
+        line.split("│")[3].strip() for line in result.stdout.splitlines() if line.startswith("│ ") and "│ yes" in line
+    ]
+    assert sum(int(c.replace(",", "")) for c in counts) == 800

@@ -206,3 +206,25 @@ def _committed(settings, group: str, dataset: str, partitions: int) -> int:
     with BatchConsumer(settings, group) as consumer:
         offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)])
     return sum(max(tp.offset, 0) for tp in offsets)
+
+
+def test_older_schema_events_take_the_decoding_path_and_give_the_same_rows(kafka_settings, store):
+    from modyn_stream.events import AvroSchema, SchemaSet
+    from tests.events.test_codec import _older_sample_schema
+
+    old_schema = AvroSchema.from_json(_older_sample_schema())
+    schemas = SchemaSet.load()
+    schemas.add_writer(old_schema)
+    old_writer, current = EventCodec(schemas=SchemaSet([old_schema])), EventCodec()
+    topic = TopicNames(kafka_settings.namespace).samples("evolve")
+    replay(kafka_settings, "evolve", make_source(1), TimestampPolicy(), partitions=1)  # creates the topic
+    with EventProducer(kafka_settings) as producer:
+        for i in range(200):
+            codec = old_writer if i % 2 else current
+            record = {"dataset": "evolve", "key": f"e{i:03d}", "event_time": 1000 + i, "label": i, "payload": b"xy"}
+            producer.produce(topic, codec.encode("SampleEvent", record), partition=0)
+    with IngestService(kafka_settings, store, codec=EventCodec(schemas=schemas), max_batch=64) as service:
+        ingest_until(service, store, "evolve", 201)
+    rows = store.query("SELECT key, toUnixTimestamp64Milli(event_time), label, payload_size FROM samples "
+                       "WHERE key LIKE 'e%' ORDER BY key")  # fmt: skip
+    assert [tuple(r) for r in rows] == [(f"e{i:03d}", 1000 + i, i, 2) for i in range(200)]

@@ -17,9 +17,10 @@ from tests.kafka.test_transactions_integration import read_all
 pytestmark = pytest.mark.integration
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "modyn_stream", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
