@@ -34,7 +34,7 @@ from modyn_stream.ingest.avro_rows import COLUMNS as AVRO_COLUMNS
 from modyn_stream.ingest.avro_rows import AvroRowBlock
 from modyn_stream.ingest.samples import SampleRows, invalid_reason
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.consumer import BatchConsumer, ShutdownFlag
+from modyn_stream.kafka.consumer import BatchConsumer
 from modyn_stream.kafka.dlq import DeadLetterPublisher
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
@@ -200,12 +200,6 @@ class IngestService:
         return states
 
     # -- the loop ---------------------------------------------------------------------------------
-
-    def run(self, shutdown: ShutdownFlag) -> IngestStats:
-        while not shutdown.is_set:
-            self.step()
-        self.flush()
-        return self.stats
 
     def step(self) -> int:
         """Poll once; flush when the batch is full or old enough. Returns the samples flushed."""

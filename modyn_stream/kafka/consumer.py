@@ -53,9 +53,6 @@ class ShutdownFlag:
     def is_set(self) -> bool:
         return self._event.is_set()
 
-    def wait(self, timeout_s: float) -> bool:
-        return self._event.wait(timeout_s)
-
     @contextmanager
     def on_signals(self) -> Iterator[ShutdownFlag]:
         """Route SIGINT/SIGTERM to this flag while inside the block (main thread only; elsewhere a no-op)."""

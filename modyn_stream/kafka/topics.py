@@ -188,11 +188,3 @@ class TopicAdmin:
         resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
         entries = self._admin.describe_configs([resource], request_timeout=self.timeout_s)[resource].result()
         return {name: entry.value for name, entry in entries.items()}
-
-    def delete(self, names: list[str]) -> None:
-        for name, future in self._admin.delete_topics(names, operation_timeout=self.timeout_s).items():
-            try:
-                future.result()
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise TopicError(f"deleting topic {name}: {exc.args[0].str()}") from None

@@ -94,13 +94,6 @@ class MetadataStore:
             except ClickHouseError as exc:
                 raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None
 
-    def query_numpy(self, sql: str, parameters: Mapping[str, Any] | None = None):
-        with self._lock:
-            try:
-                return self._client.query_np(sql, parameters=parameters)
-            except ClickHouseError as exc:
-                raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None
-
     def insert(self, table: str, columns: Mapping[str, Sequence], dedup_token: str | None = None) -> int:
         """Insert column-oriented data in one block; with a token, a repeated insert is dropped by ClickHouse."""
         names = list(columns)
