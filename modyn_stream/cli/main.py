@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from modyn_stream import __version__
-from modyn_stream.cli import inspect_cmd, kafka_cmd, replay_cmd, service_cmd
+from modyn_stream.cli import inspect_cmd, kafka_cmd, pipeline_cmd, replay_cmd, service_cmd
 from modyn_stream.cli._console import err, out
 from modyn_stream.cli._options import Bootstrap, Namespace, kafka_settings
 from modyn_stream.exceptions import ModynStreamError
@@ -29,6 +29,7 @@ app.add_typer(replay_cmd.datasets_app, name="datasets")
 app.command()(replay_cmd.replay)
 app.command()(inspect_cmd.tail)
 app.command()(inspect_cmd.topics)
+app.command()(pipeline_cmd.validate)
 
 
 def _version(value: bool) -> None:

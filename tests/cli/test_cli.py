@@ -1,6 +1,7 @@
 """The `modyn-stream` command as a user runs it: output, exit codes, one-line errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,18 @@ def test_demo_replays_and_ingests_a_drifting_stream(kafka_bootstrap_server, tmp_
         line.split("│")[3].strip() for line in result.stdout.splitlines() if line.startswith("│ ") and "│ yes" in line
     ]
     assert sum(int(c.replace(",", "")) for c in counts) == 800
+
+
+def test_validate_lists_every_problem_and_fails(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("pipeline: {name: x}\ntrigger: {id: DataAmountTrigger, num_samples: -5}\n")
+    result = cli("validate", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert f"{path}: trigger.num_samples: Input should be greater than or equal to 1, got -5" in lines
+    assert lines[-1] == f"{path}: 5 problem(s)" and len(lines) == 6
+
+
+def test_validate_accepts_the_examples():
+    result = cli("validate", "examples/tabular_drift.yaml", cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0 and "OK" in result.stdout and "tabular-drift-" in result.stdout

@@ -1,0 +1,1 @@
+"""Pipelines: configuration models (Modyn's YAML sections and names), validation, registration."""

@@ -1,0 +1,168 @@
+"""Reading a pipeline YAML and reporting every problem at once, each with its YAML path.
+
+>>> problems = validate_text("pipeline: {name: p}\\ntrigger: {id: DataAmountTrigger, num_sample: 10}\\n")
+>>> for problem in problems:
+...     if problem.startswith("trigger"):
+...         print(problem)
+trigger.num_samples: field required
+trigger.num_sample: unknown field (did you mean 'num_samples'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from modyn_stream.exceptions import ModynStreamError
+from modyn_stream.pipeline.config import PipelineConfig
+
+
+class PipelineConfigError(ModynStreamError):
+    """A pipeline file that cannot be used; `problems` lists every reason, one line each."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s): " + "; ".join(problems))
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists, dicts, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found = []
+    for arg in typing.get_args(annotation):
+        found += _models_in(arg)
+    return found
+
+
+def _models_at(loc: tuple, root: type[BaseModel]) -> list[type[BaseModel]]:
+    """The models that can stand at `loc`, following fields, list indices, dict keys and union tags."""
+    models: list[type[BaseModel]] = [root]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nested = []
+        for model in models:
+            if part in model.model_fields:
+                nested += _models_in(model.model_fields[part].annotation)
+        tagged = [m for m in models if _tag_of(m) == part]
+        models = nested or tagged or models  # dict keys (e.g. subtrigger names) keep the value models
+    return models
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    for name in ("id", "name", "type"):
+        field = model.model_fields.get(name)
+        if field is not None and typing.get_origin(field.annotation) is typing.Literal:
+            args = typing.get_args(field.annotation)
+            if len(args) == 1:
+                return args[0]
+    return None
+
+
+def _path(loc: tuple, root: type[BaseModel]) -> str:
+    """`('trigger', 'DataAmountTrigger', 'num_samples')` -> `trigger.num_samples`; indices as [i]."""
+    out = ""
+    tags = {t for t in (_tag_of(m) for m in _all_models(root)) if t}
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in tags:
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _all_models(root: type[BaseModel]) -> list[type[BaseModel]]:
+    seen: list[type[BaseModel]] = []
+    stack = [root]
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.append(model)
+        for field in model.model_fields.values():
+            stack += _models_in(field.annotation)
+    return seen
+
+
+def _suggest(word: str, known: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    prefixed = [k for k in known if len(word) >= 4 and k.startswith(word[:4])]
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
+def describe(error: dict, root: type[BaseModel] = PipelineConfig) -> str:
+    """One pydantic error of validating `root` as 'yaml.path: plain reason'."""
+    loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx", {})
+    where = _path(loc, root) or "(top level)"
+    if kind == "extra_forbidden":
+        known = sorted({name for model in _models_at(loc[:-1], root) for name in model.model_fields})
+        close = _suggest(str(loc[-1]), known)
+        hint = f"did you mean {close!r}?" if close else f"known fields: {', '.join(known)}"
+        return f"{where}: unknown field ({hint})"
+    if kind == "missing":
+        return f"{where}: field required"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        field = str(ctx.get("discriminator", "id")).strip("'")
+        known = [tag for tag in (_tag_of(m) for m in _models_at(loc, root)) if tag]
+        if kind == "union_tag_not_found":
+            return f"{where}: needs '{field}', one of {', '.join(known)}"
+        value = error["input"].get(field) if isinstance(error["input"], dict) else error["input"]
+        close = _suggest(str(value), known)
+        hint = f"did you mean {close!r}?" if close else f"known: {', '.join(known)}"
+        return f"{where}.{field}: unknown {value!r} ({hint})"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind not in ("value_error", "assertion_error") and not isinstance(error.get("input"), dict | list):
+        message += f", got {error.get('input')!r}"
+    return f"{where}: {message}"
+
+
+def validate_data(data: Any) -> tuple[PipelineConfig | None, list[str]]:
+    if not isinstance(data, dict):
+        return None, [f"(top level): a pipeline must be a mapping of sections, got {type(data).__name__}"]
+    try:
+        return PipelineConfig.model_validate(data), []
+    except ValidationError as exc:
+        return None, [describe(e) for e in exc.errors()]
+
+
+def validate_text(text: str, source: str = "<string>") -> list[str]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        return [f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]
+    return validate_data(data)[1]
+
+
+def load_pipeline(path: Path) -> PipelineConfig:
+    """The validated pipeline of `path`, or PipelineConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PipelineConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    problems = validate_text(text, str(path))
+    if problems:
+        raise PipelineConfigError(str(path), problems)
+    return validate_data(yaml.safe_load(text))[0]
+
+
+def pipeline_id(config: PipelineConfig) -> tuple[str, str, str]:
+    """(pipeline id, canonical JSON, sha256): the same config always gets the same id."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return f"{config.pipeline.name}-{digest[:12]}", canonical, digest

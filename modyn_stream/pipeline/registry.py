@@ -1,0 +1,49 @@
+"""Registering a pipeline: a row in ClickHouse `pipelines` and a PipelineEvent on `{ns}.pipelines`.
+
+The id is derived from the validated config (name + hash), so registering the same config again
+is idempotent: same id, same row after ReplacingMergeTree merges, same compacted-topic key.
+"""
+
+from __future__ import annotations
+
+import time
+
+from modyn_stream.events import EventCodec
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.producer import EventProducer
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.pipeline.loading import pipeline_id
+
+
+def register_pipeline(config: PipelineConfig, settings: KafkaSettings, store: MetadataStore) -> str:
+    pid, canonical, digest = pipeline_id(config)
+    now = int(time.time() * 1000)
+    store.migrate()
+    store.insert(
+        "pipelines",
+        {
+            "pipeline_id": [pid],
+            "name": [config.pipeline.name],
+            "status": ["REGISTERED"],
+            "config_json": [canonical],
+            "config_sha256": [digest],
+            "updated_at": [now],
+        },
+    )
+    names = TopicNames(settings.namespace)
+    TopicAdmin(settings).ensure(project_topic_specs(names))
+    event = {
+        "pipeline_id": pid,
+        "name": config.pipeline.name,
+        "status": "REGISTERED",
+        "config_json": canonical,
+        "config_sha256": digest,
+        "message": None,
+        "at": now,
+    }
+    codec = EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+    with EventProducer(settings) as producer:
+        producer.produce(names.pipelines, codec.encode("PipelineEvent", event), key=pid)
+    return pid

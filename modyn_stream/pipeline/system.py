@@ -1,0 +1,67 @@
+"""System configuration: where Kafka, ClickHouse and the artifact store are (not what to train).
+
+A YAML file (`--config system.yaml`) with sections `kafka` (KafkaSettings fields), `metadata`
+(url, database) and `artifacts` (root); `MODYN_*` environment variables override the file, so
+secrets can stay out of it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modyn_stream.exceptions import ModynStreamError
+from modyn_stream.kafka.config import KafkaSettings
+
+
+class MetadataSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str | None = Field(None, description="chdb:///path or http(s)://host:8123; None: chdb in the state dir.")
+    database: str = "modyn"
+
+
+class ArtifactSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    root: Path = Path(".modyn-stream/artifacts")
+
+
+class SystemConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    metadata: MetadataSettings = Field(default_factory=MetadataSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    state_dir: Path = Path(".modyn-stream")
+
+    @property
+    def metadata_url(self) -> str:
+        return self.metadata.url or f"chdb://{(self.state_dir / 'metadata').resolve()}"
+
+
+def load_system_config(path: Path | None = None, environ: dict[str, str] | None = None) -> SystemConfig:
+    """The file's settings (if any) with MODYN_* environment variables on top."""
+    from modyn_stream.pipeline.loading import describe
+
+    environ = os.environ if environ is None else environ
+    data: dict = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ModynStreamError(f"{path}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ModynStreamError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ModynStreamError(f"{path}: a system config must be a mapping")
+    try:
+        config = SystemConfig.model_validate(data)
+        kafka = config.kafka.model_copy(update=KafkaSettings.from_env(environ).model_dump(exclude_unset=True))
+        metadata = config.metadata
+        if environ.get("MODYN_CLICKHOUSE_URL"):
+            metadata = metadata.model_copy(update={"url": environ["MODYN_CLICKHOUSE_URL"]})
+        return config.model_copy(update={"kafka": kafka, "metadata": metadata})
+    except ValidationError as exc:
+        problems = "; ".join(describe(e, SystemConfig) for e in exc.errors())
+        raise ModynStreamError(f"{path or 'system config'}: {problems}") from None

@@ -1,0 +1,102 @@
+"""Pipeline YAML validation: every problem at once, with its YAML path and a plain reason."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modyn_stream.pipeline.config import DataAmountTrigger, EnsembleTrigger, TimeTrigger
+from modyn_stream.pipeline.loading import PipelineConfigError, load_pipeline, pipeline_id, validate_data, validate_text
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+BASE = yaml.safe_load(EXAMPLES[0].read_text()) if EXAMPLES else {}
+
+
+def with_changes(**sections) -> dict:
+    return {**BASE, **sections}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_pipeline_is_valid(path):
+    config = load_pipeline(path)
+    assert config.pipeline.name and config.training.batch_size > 0
+
+
+def test_the_examples_cover_the_issue_triggers():
+    triggers = {type(load_pipeline(p).trigger) for p in EXAMPLES}
+    assert triggers == {DataAmountTrigger, TimeTrigger, EnsembleTrigger}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"trigger": {"id": "DataAmountTriger", "num_samples": 5}},
+         "trigger.id: unknown 'DataAmountTriger' (did you mean 'DataAmountTrigger'?)"),
+        ({"trigger": {"id": "DataAmountTrigger", "num_samples": -5}},
+         "trigger.num_samples: Input should be greater than or equal to 1, got -5"),
+        ({"trigger": {"id": "TimeTrigger", "every": "3 fortnights"}},
+         "trigger.every: invalid duration '3 fortnights'"),
+        ({"trigger": {"id": "EnsembleTrigger", "subtriggers": {"a": {"id": "DataAmountTrigger", "num_samples": 3}},
+                      "ensemble_strategy": {"id": "AtLeastN", "n": 2}}},
+         "trigger: AtLeastN n=2 exceeds the 1 subtriggers"),
+        ({"selection_strategy": {"name": "NewDataStrategy", "tail_trigers": 1}},
+         "selection_strategy.tail_trigers: unknown field (did you mean 'tail_triggers'?)"),
+        ({"selection_strategy": {"name": "FreshnessSamplingStrategy", "unused_data_ratio": 1.5}},
+         "selection_strategy.unused_data_ratio: Input should be less than 1, got 1.5"),
+        ({"selection_strategy": {"name": "CoresetStrategy", "presampling_config": {"strategy": "Random", "ratio": 60,
+                                                                                   "ratio_max": 50}}},
+         "selection_strategy.presampling_config: ratio 60 exceeds ratio_max 50"),
+        ({"data": {"dataset_id": "d", "bytes_parser_function": "def f(x): return x"}},
+         "data: bytes_parser_function holds Python source, which modyn-stream never executes"),
+        ({"data": {"dataset_id": "d", "decoder": "mymodule:decode"}},
+         "data: module:function references import code: set data.trusted: true"),
+        ({"data": {"dataset_id": "has space"}}, "data.dataset_id: dataset_id may only contain"),
+    ],
+)  # fmt: skip
+def test_each_problem_is_named_by_its_path(change, problem):
+    _, problems = validate_data(with_changes(**change))
+    assert any(p.startswith(problem) for p in problems), problems
+
+
+def test_training_cross_checks():
+    training = {**BASE["training"], "lr_scheduler": {"name": "StepLR", "optimizers": ["adam"]}}
+    _, problems = validate_data(with_changes(training=training))
+    assert problems == ["training: lr_scheduler refers to unknown optimizer(s) ['adam']; defined: ['default']"]
+    training = {**BASE["training"], "device": "gpu", "initial_model": "pretrained"}
+    _, problems = validate_data(with_changes(training=training))
+    assert problems == ["training.device: device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"]
+
+
+def test_all_problems_are_reported_together():
+    broken = with_changes(
+        trigger={"id": "DataAmountTrigger", "num_sample": 10},
+        training={**BASE["training"], "epochz": 2, "batch_size": 0},
+    )
+    _, problems = validate_data(broken)
+    assert problems == [
+        "training.batch_size: Input should be greater than or equal to 1, got 0",
+        "training.epochz: unknown field (did you mean 'epochs_per_trigger'?)",
+        "trigger.num_samples: field required",
+        "trigger.num_sample: unknown field (did you mean 'num_samples'?)",
+    ]
+
+
+def test_broken_yaml_and_files_give_one_clear_problem(tmp_path):
+    assert validate_text("trigger: [1,\n  2") == [
+        "line 2, column 4: not valid YAML: expected ',' or ']', but got '<stream end>'"
+    ]
+    assert validate_text("- a list") == ["(top level): a pipeline must be a mapping of sections, got list"]
+    with pytest.raises(PipelineConfigError, match=r"missing.yaml: 1 problem\(s\): cannot read: No such file"):
+        load_pipeline(tmp_path / "missing.yaml")
+
+
+def test_pipeline_id_depends_on_the_config_only():
+    a, b = validate_data(BASE)[0], validate_data(yaml.safe_load(EXAMPLES[0].read_text()))[0]
+    assert pipeline_id(a) == pipeline_id(b)
+    changed = validate_data(with_changes(trigger={"id": "DataAmountTrigger", "num_samples": 7}))[0]
+    assert pipeline_id(changed)[0] != pipeline_id(a)[0] and pipeline_id(a)[0].startswith("digits-data-amount-")
+
+
+def test_time_trigger_parses_its_units():
+    trigger = TimeTrigger(id="TimeTrigger", every="3d", start_timestamp="2024-01-01")
+    assert trigger.every_ms == 3 * 86_400_000 and trigger.start_ms == 1_704_067_200_000
