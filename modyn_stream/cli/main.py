@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from modyn_stream import __version__
 from modyn_stream.cli import inspect_cmd, kafka_cmd, pipeline_cmd, replay_cmd, service_cmd
@@ -123,7 +124,7 @@ def main() -> None:
     try:
         app()
     except ModynStreamError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")

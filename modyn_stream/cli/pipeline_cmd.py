@@ -21,7 +21,7 @@ def validate(
         loaded = load_pipeline(pipeline)
     except PipelineConfigError as exc:
         for problem in exc.problems:
-            err.print(f"{exc.source}: {problem}", highlight=False, soft_wrap=True, markup=False)
+            err.print(f"{exc.source}: {problem}", highlight=False, markup=False)
         err.print(f"{exc.source}: {len(exc.problems)} problem(s)", highlight=False)
         raise typer.Exit(1) from None
     pid = pipeline_id(loaded)[0]
