@@ -53,3 +53,37 @@ def ingest(
                 )
         service.flush()
     err.print(f"ingest stopped: {service.stats.samples:,} samples, {service.stats.dead_letters:,} dead letters")
+
+
+@app.command()
+def trigger(
+    metadata_url: str = MetadataUrl,
+    database: str = typer.Option("modyn", help="ClickHouse database."),
+    interval: float = typer.Option(1.0, min=0.05, help="Seconds between evaluations."),
+    idle_timeout: float = typer.Option(
+        None, min=0.1, help="Seconds after which an idle partition stops holding the watermark back (off by default)."
+    ),
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
+) -> None:
+    """Evaluate every registered pipeline's trigger and emit TriggerEvents, exactly once."""
+    from modyn_stream.kafka.connect import connected
+    from modyn_stream.kafka.consumer import ShutdownFlag
+    from modyn_stream.metadata import MetadataStore
+    from modyn_stream.triggers.service import TriggerService
+
+    store = MetadataStore(metadata_url or f"chdb://{Path('.modyn-stream/metadata').resolve()}", database)
+    shutdown = ShutdownFlag()
+    idle_ms = None if idle_timeout is None else int(idle_timeout * 1000)
+    with (
+        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        shutdown.on_signals(),
+        TriggerService(settings, store, idle_timeout_ms=idle_ms) as service,
+        err.status("trigger: waiting for data ...") as status,
+    ):
+        while not shutdown.is_set:
+            started = time.monotonic()
+            if service.step():
+                status.update(f"trigger: {service.fired:,} triggers fired")
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))  # evaluation cadence
+    err.print(f"trigger stopped: {service.fired:,} triggers fired")

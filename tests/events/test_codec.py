@@ -44,6 +44,8 @@ SAMPLES = {
         "boundary_key": "k",
         "num_new_samples": 100,
         "reason": "DataAmountTrigger(num_samples=100)",
+        "watermark": 8,
+        "ingest_offsets": {"0": 40, "1": 60},
         "fired_at": 10,
     },
     "TrainingSetEvent": {

@@ -1,0 +1,202 @@
+"""The trigger service: evaluates every registered pipeline's trigger and emits TriggerEvents.
+
+Exactly once, without coordinating Kafka and ClickHouse: `{ns}.triggers` is the record of what
+fired. Each firing is one Kafka transaction (the transactional id fences a zombie instance); on
+start the service reads that topic back (read_committed) to learn each pipeline's last trigger,
+its boundary and the ingest snapshot it saw, then continues from there. The ClickHouse
+`triggers` rows are a projection written after each commit and repaired from the topic on start
+(same rows, deduplicated by token), so a crash at any point neither skips nor repeats a trigger.
+
+A firing is a deterministic function of the samples below the watermark and the previous
+trigger: evaluations see only samples whose offsets precede the progress records the watermark
+came from, and event times strictly below it (see `sample_index.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from modyn_stream.events import EventCodec
+from modyn_stream.ingest.watermark import END_OF_TIME, global_watermark
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.consumer import BatchConsumer
+from modyn_stream.kafka.exceptions import TopicError, TransactionError
+from modyn_stream.kafka.producer import EventProducer
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.triggers.policies import START, Boundary, Firing, next_firing
+from modyn_stream.triggers.progress import ProgressTracker
+from modyn_stream.triggers.sample_index import ClickHouseSampleIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TriggerState:
+    """Where a pipeline stands: the next trigger index, the last boundary, the snapshot it saw."""
+
+    next_index: int = 0
+    boundary: Boundary = START
+    snapshot: dict[int, int] = field(default_factory=dict)
+
+
+class TriggerService:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        store: MetadataStore,
+        *,
+        idle_timeout_ms: int | None = None,
+        fault: Callable[[str], None] = lambda point: None,
+    ) -> None:
+        self.settings = settings
+        self.names = TopicNames(settings.namespace)
+        self.store = store
+        self.idle_timeout_ms = idle_timeout_ms
+        self.fault = fault  # crash-injection point for tests: after_commit
+        self.codec = EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+        self.admin = TopicAdmin(settings)
+        self.admin.ensure(project_topic_specs(self.names))
+        store.migrate()
+        self.progress = ProgressTracker(settings, self.codec, f"{settings.namespace}.trigger-progress")
+        self.states = self._recover()
+        self.producer = EventProducer(settings, transactional_id=f"{settings.namespace}.trigger-service")
+        try:
+            self.producer.raw.init_transactions(30)
+        except KafkaException as exc:
+            raise TransactionError(f"trigger service: init_transactions failed: {exc.args[0].str()}") from None
+        self.fired = 0
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _recover(self) -> dict[str, TriggerState]:
+        """Each pipeline's state from the committed TriggerEvents; re-project them into ClickHouse."""
+        topic = self.names.triggers
+        partitions = [TopicPartition(topic, p, 0) for p in self.admin.partitions(topic)]
+        events = []
+        with BatchConsumer(self.settings, f"{self.settings.namespace}.trigger-recovery") as consumer:
+            ends = [high for _, high in consumer.watermarks(partitions)]
+            consumer.assign(partitions)
+            while any(p.offset < e for p, e in zip(consumer.raw.position(partitions), ends, strict=True) if e):
+                events += [self.codec.decode(m.value()).record for m in consumer.poll_batch(1000, 0.2)]
+        states: dict[str, TriggerState] = {}
+        for event in sorted(events, key=lambda e: (e["pipeline_id"], e["trigger_index"])):
+            states[event["pipeline_id"]] = TriggerState(
+                event["trigger_index"] + 1,
+                Boundary(event["boundary_event_time"], event["boundary_key"]),
+                {int(p): o for p, o in event["ingest_offsets"].items()},
+            )
+            self._project(event)
+        return states
+
+    def _project(self, event: dict) -> None:
+        self.store.insert(
+            "triggers",
+            {
+                "pipeline_id": [event["pipeline_id"]],
+                "trigger_index": [event["trigger_index"]],
+                "dataset": [event["dataset"]],
+                "boundary_event_time": [event["boundary_event_time"]],
+                "boundary_key": [event["boundary_key"]],
+                "num_new_samples": [event["num_new_samples"]],
+                "reason": [event["reason"]],
+                "fired_at": [event["fired_at"]],
+            },
+            dedup_token=f"trigger-{event['pipeline_id']}-{event['trigger_index']}",
+        )
+
+    def pipelines(self) -> dict[str, PipelineConfig]:
+        rows = self.store.query("SELECT pipeline_id, config_json FROM pipelines FINAL WHERE status != 'STOPPED'")
+        return {pid: PipelineConfig.model_validate_json(config) for pid, config in rows}
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Evaluate every pipeline once against the latest progress; return the number of triggers fired."""
+        self.progress.refresh()
+        fired = 0
+        for pid, config in self.pipelines().items():
+            fired += self._evaluate(pid, config)
+        self.fired += fired
+        return fired
+
+    def _evaluate(self, pid: str, config: PipelineConfig) -> int:
+        dataset = config.data.dataset_id
+        topic = self.names.samples(dataset)
+        try:
+            partitions = {(topic, p) for p in self.admin.partitions(topic)}
+        except TopicError:
+            return 0  # no samples topic yet
+        records = [self.progress.latest[key] for key in partitions if key in self.progress.latest]
+        if len(records) < len(partitions):
+            return 0  # a partition the ingest has not reported yet
+        watermark = global_watermark(records, partitions, int(time.time() * 1000), self.idle_timeout_ms)
+        if watermark is None:
+            return 0
+        ended = watermark == END_OF_TIME
+        horizon = max((r.max_event_time for r in records if r.max_event_time is not None), default=-(2**62))
+        snapshot = {r.partition: r.next_offset for r in records}
+        if ended:
+            index = ClickHouseSampleIndex(self.store, dataset, snapshot, None, horizon)
+        else:
+            index = ClickHouseSampleIndex(self.store, dataset, snapshot, watermark, watermark)
+        previous = self.states.setdefault(pid, TriggerState())
+        late = index.late_count(previous.boundary, previous.snapshot) if previous.next_index else 0
+        fired = 0
+        while (firing := next_firing(config.trigger, index, self.states[pid].boundary, late)) is not None:
+            count = index.count_between(self.states[pid].boundary, firing.boundary) + late
+            self._emit(pid, dataset, firing, count, watermark, snapshot)
+            fired, late = fired + 1, 0
+        if ended and config.trigger.fire_on_end_of_stream:
+            boundary = self.states[pid].boundary
+            last = index.last_before(boundary, END_OF_TIME)
+            if last is not None or late:
+                count = index.count_between(boundary, last or boundary) + late
+                self._emit(pid, dataset, Firing(last or boundary, "end of stream"), count, watermark, snapshot)
+                fired += 1
+        return fired
+
+    def _emit(self, pid: str, dataset: str, firing: Firing, count: int, watermark: int, snapshot: dict) -> None:
+        state = self.states[pid]
+        event = {
+            "pipeline_id": pid,
+            "dataset": dataset,
+            "trigger_index": state.next_index,
+            "boundary_event_time": firing.boundary.event_time,
+            "boundary_key": firing.boundary.key,
+            "num_new_samples": count,
+            "reason": firing.reason,
+            "watermark": None if watermark == END_OF_TIME else watermark,
+            "ingest_offsets": {str(p): o for p, o in snapshot.items()},
+            "fired_at": int(time.time() * 1000),
+        }
+        producer = self.producer.raw
+        try:
+            producer.begin_transaction()
+            self.producer.produce(self.names.triggers, self.codec.encode("TriggerEvent", event), key=pid)
+            producer.commit_transaction()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.txn_requires_abort():
+                producer.abort_transaction()
+            raise TransactionError(f"trigger service: emitting {pid}#{state.next_index}: {error.str()}") from None
+        self.fault("after_commit")
+        self._project(event)
+        self.states[pid] = TriggerState(state.next_index + 1, firing.boundary, dict(snapshot))
+        log.info("trigger %s#%d at %s: %s", pid, event["trigger_index"], firing.boundary, firing.reason)
+
+    def close(self) -> None:
+        self.progress.close()
+        self.producer.flush()
+
+    def __enter__(self) -> TriggerService:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
