@@ -163,6 +163,37 @@ class BatchConsumer:
                     time.sleep(0.1)
         return result
 
+    def read_to_end(self, partitions: list[TopicPartition], timeout_s: float = 60.0) -> Iterator[Message]:
+        """Messages of the assigned `partitions` from their given offsets (or the start, if negative) up to the
+        end offsets they have now.
+
+        Progress counts positions as well as message offsets: transaction markers take offsets but are
+        never delivered, and before the first fetch a position is unknown."""
+        bare = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        marks = self.watermarks(bare)
+        ends = {(tp.topic, tp.partition): high for tp, (_, high) in zip(bare, marks, strict=True)}
+        reached = {
+            (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else low
+            for tp, (low, _) in zip(partitions, marks, strict=True)
+        }
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for tp in self._consumer.position(bare):
+                reached[(tp.topic, tp.partition)] = max(reached[(tp.topic, tp.partition)], tp.offset)
+            if all(reached[key] >= end for key, end in ends.items()):
+                return
+            if time.monotonic() > deadline:
+                behind = {
+                    f"{t}[{p}]": ends[(t, p)] - reached[(t, p)] for t, p in ends if reached[(t, p)] < ends[(t, p)]
+                }
+                raise KafkaLayerError(
+                    f"consumer {self.group_id}: did not reach the end offsets in {timeout_s:g} s: {behind}"
+                )
+            for msg in self.poll_batch(1000, 0.2):
+                key = (msg.topic(), msg.partition())
+                reached[key] = max(reached[key], msg.offset() + 1)
+                yield msg
+
     def rewind_to_committed(self) -> None:
         """Seek every assigned partition back to its committed offset (or where auto.offset.reset points)."""
         assignment = self._consumer.assignment()

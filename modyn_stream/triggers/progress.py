@@ -18,20 +18,17 @@ class ProgressTracker:
         self.topic = TopicNames(settings.namespace).ingest_progress
         self.codec = codec
         self.latest: dict[tuple[str, int], PartitionProgress] = {}
-        self._partitions = [TopicPartition(self.topic, p) for p in TopicAdmin(settings).partitions(self.topic)]
+        self._next = dict.fromkeys(TopicAdmin(settings).partitions(self.topic), 0)  # where reading stands
         self._consumer = BatchConsumer(settings, group)
-        self._consumer.assign([TopicPartition(tp.topic, tp.partition, 0) for tp in self._partitions])
+        self._consumer.assign([TopicPartition(self.topic, p, 0) for p in self._next])
 
     def refresh(self) -> None:
         """Read up to the topic's current end, so decisions use every record written before this call."""
-        ends = [high for _, high in self._consumer.watermarks(self._partitions)]
-        while any(
-            pos.offset < end for pos, end in zip(self._consumer.raw.position(self._partitions), ends, strict=True)
-        ):
-            for msg in self._consumer.poll_batch(1000, 0.2):
-                record = self.codec.decode(msg.value()).record
-                progress = PartitionProgress.from_event(record)
-                self.latest[(progress.topic, progress.partition)] = progress
+        standing = [TopicPartition(self.topic, p, offset) for p, offset in self._next.items()]
+        for msg in self._consumer.read_to_end(standing):
+            progress = PartitionProgress.from_event(self.codec.decode(msg.value()).record)
+            self.latest[(progress.topic, progress.partition)] = progress
+            self._next[msg.partition()] = msg.offset() + 1
 
     def close(self) -> None:
         self._consumer.close()

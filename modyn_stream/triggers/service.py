@@ -79,12 +79,9 @@ class TriggerService:
         """Each pipeline's state from the committed TriggerEvents; re-project them into ClickHouse."""
         topic = self.names.triggers
         partitions = [TopicPartition(topic, p, 0) for p in self.admin.partitions(topic)]
-        events = []
         with BatchConsumer(self.settings, f"{self.settings.namespace}.trigger-recovery") as consumer:
-            ends = [high for _, high in consumer.watermarks(partitions)]
             consumer.assign(partitions)
-            while any(p.offset < e for p, e in zip(consumer.raw.position(partitions), ends, strict=True) if e):
-                events += [self.codec.decode(m.value()).record for m in consumer.poll_batch(1000, 0.2)]
+            events = [self.codec.decode(m.value()).record for m in consumer.read_to_end(partitions)]
         states: dict[str, TriggerState] = {}
         for event in sorted(events, key=lambda e: (e["pipeline_id"], e["trigger_index"])):
             states[event["pipeline_id"]] = TriggerState(

@@ -90,7 +90,9 @@ def test_consumer_group_resumes_from_committed_offsets_and_shares_partitions(kaf
     two.close()
     # The group resumes at the committed offsets: nothing before 30 again, everything after it. (A
     # member that loses a partition in the rebalance before committing lets the other re-read it.)
-    assert {(m.partition(), m.offset()) for m in got} == expected
+    seen = {(m.partition(), m.offset()) for m in got}
+    missing, unexpected = sorted(expected - seen), sorted(seen - expected)
+    assert seen == expected, f"missing {missing}, unexpected {unexpected}, assignments {assigned}"
     assert assigned, "the rebalance callback ran"
 
 

@@ -16,21 +16,10 @@ pytestmark = pytest.mark.integration
 
 def read_all(settings, topic: str, partitions: int = 1, isolation: str = "read_committed") -> list[bytes]:
     """Everything in `topic` that a consumer with `isolation` can see, read up to the end offsets."""
-    values = []
     with BatchConsumer(settings, "reader", isolation_level=isolation) as consumer:
         parts = [TopicPartition(topic, p, 0) for p in range(partitions)]
-        ends = {
-            p: consumer.raw.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)
-        }
         consumer.assign(parts)
-        position = {p: 0 for p in range(partitions)}
-        deadline = time.monotonic() + 30
-        while any(consumer.raw.position([TopicPartition(topic, p)])[0].offset < ends[p] for p in ends if ends[p]):
-            assert time.monotonic() < deadline, "did not reach the end offsets"
-            for msg in consumer.poll_batch(1000, 0.3):
-                values.append(msg.value())
-                position[msg.partition()] = msg.offset() + 1
-    return values
+        return [msg.value() for msg in consumer.read_to_end(parts, timeout_s=30)]
 
 
 def test_committed_transaction_is_visible_and_aborted_one_is_not(kafka_settings):

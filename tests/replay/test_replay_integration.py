@@ -22,13 +22,9 @@ def read_topic(settings, topic: str, partitions: int) -> dict[int, list]:
     events: dict[int, list] = defaultdict(list)
     with BatchConsumer(settings, "replay-check") as consumer:
         tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
-        ends = [high for _, high in consumer.watermarks(tps)]
         consumer.assign(tps)
-        remaining = sum(ends)
-        while remaining:
-            for msg in consumer.poll_batch(1000, 0.5):
-                events[msg.partition()].append(codec.decode(msg.value()))
-                remaining -= 1
+        for msg in consumer.read_to_end(tps):
+            events[msg.partition()].append(codec.decode(msg.value()))
     return events
 
 

@@ -60,13 +60,10 @@ def ingest_all(settings, store, dataset: str, partitions: int, total: int) -> No
 def trigger_events(settings) -> list[dict]:
     topic = TopicNames(settings.namespace).triggers
     codec = EventCodec()
-    events = []
     with BatchConsumer(settings, f"check-{uuid.uuid4().hex[:6]}") as consumer:
         partitions = [TopicPartition(topic, p, 0) for p in range(3)]
-        ends = [high for _, high in consumer.watermarks(partitions)]
         consumer.assign(partitions)
-        while any(p.offset < e for p, e in zip(consumer.raw.position(partitions), ends, strict=True) if e):
-            events += [codec.decode(m.value()).record for m in consumer.poll_batch(100, 0.3)]
+        events = [codec.decode(m.value()).record for m in consumer.read_to_end(partitions)]
     return sorted(events, key=lambda e: (e["pipeline_id"], e["trigger_index"]))
 
 
