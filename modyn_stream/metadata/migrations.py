@@ -182,4 +182,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "triggers keep their ingest snapshot, so selection can tell which trigger a sample belongs to",
+        (
+            # Samples up to trigger j: kafka_offset < snapshot_offsets[indexOf(snapshot_partitions, kafka_partition)]
+            # AND (event_time, key) <= (boundary_event_time, boundary_key).
+            "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS snapshot_partitions Array(UInt32)",
+            "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS snapshot_offsets Array(UInt64)",
+            "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS watermark Nullable(DateTime64(3, 'UTC'))",
+        ),
+    ),
 )

@@ -93,6 +93,7 @@ class TriggerService:
         return states
 
     def _project(self, event: dict) -> None:
+        partitions = sorted(int(p) for p in event["ingest_offsets"])
         self.store.insert(
             "triggers",
             {
@@ -104,6 +105,9 @@ class TriggerService:
                 "num_new_samples": [event["num_new_samples"]],
                 "reason": [event["reason"]],
                 "fired_at": [event["fired_at"]],
+                "snapshot_partitions": [partitions],
+                "snapshot_offsets": [[event["ingest_offsets"][str(p)] for p in partitions]],
+                "watermark": [event["watermark"]],
             },
             dedup_token=f"trigger-{event['pipeline_id']}-{event['trigger_index']}",
         )

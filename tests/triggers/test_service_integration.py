@@ -89,6 +89,15 @@ def test_data_amount_trigger_matches_the_reference_and_ignores_leftovers(kafka_s
     rows = store.query("SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time), boundary_key "
                        "FROM triggers FINAL ORDER BY trigger_index")  # fmt: skip
     assert [(t, k) for _, t, k in rows] == expected
+    # Each row keeps the snapshot: the samples up to trigger j are exactly the first 400 * (j + 1).
+    for j in range(6):
+        up_to = store.query(
+            "SELECT count() FROM samples AS s, (SELECT * FROM triggers FINAL WHERE trigger_index = {j:UInt32}) AS t "
+            "WHERE s.dataset = 'amount' AND s.kafka_offset < t.snapshot_offsets[indexOf(t.snapshot_partitions, "
+            "s.kafka_partition)] AND (s.event_time, s.key) <= (t.boundary_event_time, t.boundary_key)",
+            {"j": j},
+        )
+        assert up_to == [(400 * (j + 1),)]
 
 
 def test_time_trigger_matches_the_reference(kafka_settings, store):
