@@ -1,0 +1,1 @@
+"""Selection: which samples a trigger's model trains on, computed by ClickHouse."""

@@ -1,0 +1,97 @@
+"""Selection strategies on the real ClickHouse engine, checked against their definitions."""
+
+import uuid
+
+import pytest
+
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.config import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
+from modyn_stream.selection.strategies import SelectionError, select
+
+pytestmark = pytest.mark.integration
+
+LABELS = [0 if i < 60 else i % 3 + 1 for i in range(100)]
+
+
+@pytest.fixture(scope="module")
+def store(clickhouse_dsn):
+    """100 samples (k000..k099, one every 10 ms, two partitions) and four triggers of pipeline 'p'."""
+    store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
+    store.migrate()
+    rows = [(f"k{i:03d}", i * 10, LABELS[i], i % 2, i // 2) for i in range(100)]
+    rows.append(("late", 5, 0, 0, 50))  # arrives after trigger 2's snapshot, sorts before everything
+    store.insert("samples", {
+        "dataset": ["d"] * len(rows), "key": [r[0] for r in rows], "event_time": [r[1] for r in rows],
+        "label": [r[2] for r in rows], "topic": ["ns.samples.d"] * len(rows),
+        "kafka_partition": [r[3] for r in rows], "kafka_offset": [r[4] for r in rows],
+        "payload_size": [1] * len(rows), "ingested_at": [0] * len(rows),
+    })  # fmt: skip
+    triggers = [(290, "k029", [15, 15]), (590, "k059", [30, 30]), (990, "k099", [50, 50]), (990, "k099", [51, 50])]
+    store.insert("triggers", {
+        "pipeline_id": ["p"] * 4, "trigger_index": [0, 1, 2, 3], "dataset": ["d"] * 4,
+        "boundary_event_time": [t[0] for t in triggers], "boundary_key": [t[1] for t in triggers],
+        "num_new_samples": [30, 30, 40, 1], "reason": ["test"] * 4, "fired_at": [0] * 4,
+        "snapshot_partitions": [[0, 1]] * 4, "snapshot_offsets": [t[2] for t in triggers], "watermark": [None] * 4,
+    })  # fmt: skip
+    return store
+
+
+def keys(store, strategy, trigger, seed=0):
+    result = select(store, strategy, pipeline_id="p", dataset="d", trigger_index=trigger, seed=seed)
+    assert list(zip(result.kafka_partition, result.kafka_offset, strict=True)) == sorted(
+        zip(result.kafka_partition, result.kafka_offset, strict=True)
+    ), "a manifest is in (partition, offset) order"
+    assert result.weight == [1.0] * len(result)
+    return result.key
+
+
+def k(*indices):
+    return {f"k{i:03d}" for i in indices}
+
+
+@pytest.mark.parametrize(
+    ("tail", "trigger", "expected"),
+    [
+        (None, 0, k(*range(30))),
+        (None, 1, k(*range(60))),
+        (0, 1, k(*range(30, 60))),
+        (1, 2, k(*range(30, 100))),
+        (0, 3, {"late"}),  # a late sample belongs to the next trigger
+        (None, 3, k(*range(100)) | {"late"}),
+    ],
+)
+def test_new_data_windows_of_triggers(store, tail, trigger, expected):
+    assert set(keys(store, NewDataStrategy(name="NewDataStrategy", tail_triggers=tail), trigger)) == expected
+
+
+def test_limit_keeps_the_latest_or_a_seeded_uniform_sample(store):
+    last = NewDataStrategy(name="NewDataStrategy", limit=10, limit_reset="lastX")
+    assert set(keys(store, last, 2)) == k(*range(90, 100))
+    uar = NewDataStrategy(name="NewDataStrategy", limit=10, limit_reset="sampleUAR")
+    first, again, other = keys(store, uar, 2, seed=1), keys(store, uar, 2, seed=1), keys(store, uar, 2, seed=2)
+    assert len(first) == 10 and first == again and set(first) <= k(*range(100)) and first != other
+
+
+def test_coreset_random_and_label_balanced_presampling(store):
+    random = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "Random", "ratio": 50})
+    chosen = keys(store, random, 2, seed=3)
+    assert len(chosen) == 50 and len(set(chosen)) == 50 and set(chosen) <= k(*range(100))
+    balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "LabelBalanced", "ratio": 40})
+    chosen = keys(store, balanced, 2, seed=3)
+    per_label = {label: sum(LABELS[int(key[1:])] == label for key in chosen) for label in range(4)}
+    assert per_label == {0: 10, 1: 10, 2: 10, 3: 10}
+
+
+def test_freshness_mixes_unused_and_used_data(store):
+    strategy = FreshnessSamplingStrategy(name="FreshnessSamplingStrategy", unused_data_ratio=0.5, limit=20)
+    chosen = keys(store, strategy, 2, seed=4)
+    assert len(chosen) == 20
+    assert len(set(chosen) & k(*range(60, 100))) == 10 and len(set(chosen) & k(*range(60))) == 10
+
+
+def test_unknown_trigger_and_unsupported_options_are_clear(store):
+    with pytest.raises(SelectionError, match="pipeline p: no trigger 9 in ClickHouse triggers"):
+        select(store, NewDataStrategy(name="NewDataStrategy"), pipeline_id="p", dataset="d", trigger_index=9, seed=0)
+    balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "TriggerBalanced"})
+    with pytest.raises(SelectionError, match="TriggerBalanced is not implemented yet"):
+        select(store, balanced, pipeline_id="p", dataset="d", trigger_index=2, seed=0)
