@@ -99,19 +99,17 @@ def tail(
             TopicPartition(topic, tp.partition, OFFSET_BEGINNING if from_beginning else max(low, high - last))
             for tp, (low, high) in zip(partitions, marks, strict=True)
         ]
-        ends = [high for _, high in marks]
         consumer.assign(starts)
-        shown = 0
-        while True:
-            if not follow:
-                positions = consumer.raw.position(starts)
-                if all(p.offset >= end or end == 0 for p, end in zip(positions, ends, strict=True)):
-                    return
-            for msg in consumer.poll_batch(500, 0.5):
-                yield entry_of(msg, codec)
-                shown += 1
-                if max_messages is not None and shown >= max_messages:
-                    return
+
+        def messages() -> Iterator[Message]:
+            yield from consumer.read_to_end(starts)
+            while follow:
+                yield from consumer.poll_batch(500, 0.5)
+
+        for shown, msg in enumerate(messages(), start=1):
+            yield entry_of(msg, codec)
+            if max_messages is not None and shown >= max_messages:
+                return
 
 
 @dataclass(frozen=True)

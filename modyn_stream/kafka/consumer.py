@@ -168,7 +168,8 @@ class BatchConsumer:
         end offsets they have now.
 
         Progress counts positions as well as message offsets: transaction markers take offsets but are
-        never delivered, and before the first fetch a position is unknown."""
+        never delivered, and before the first fetch a position is unknown. Raises if no partition moves
+        for `timeout_s` seconds (a long read that keeps moving never times out)."""
         bare = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         marks = self.watermarks(bare)
         ends = {(tp.topic, tp.partition): high for tp, (_, high) in zip(bare, marks, strict=True)}
@@ -176,18 +177,18 @@ class BatchConsumer:
             (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else low
             for tp, (low, _) in zip(partitions, marks, strict=True)
         }
-        deadline = time.monotonic() + timeout_s
+        progress, deadline = -1, 0.0
         while True:
             for tp in self._consumer.position(bare):
                 reached[(tp.topic, tp.partition)] = max(reached[(tp.topic, tp.partition)], tp.offset)
             if all(reached[key] >= end for key, end in ends.items()):
                 return
-            if time.monotonic() > deadline:
-                behind = {
-                    f"{t}[{p}]": ends[(t, p)] - reached[(t, p)] for t, p in ends if reached[(t, p)] < ends[(t, p)]
-                }
+            if sum(reached.values()) != progress:
+                progress, deadline = sum(reached.values()), time.monotonic() + timeout_s
+            elif time.monotonic() > deadline:
+                behind = {f"{t}[{p}]": end - reached[(t, p)] for (t, p), end in ends.items() if reached[(t, p)] < end}
                 raise KafkaLayerError(
-                    f"consumer {self.group_id}: did not reach the end offsets in {timeout_s:g} s: {behind}"
+                    f"consumer {self.group_id}: no progress for {timeout_s:g} s short of the end offsets: {behind}"
                 )
             for msg in self.poll_batch(1000, 0.2):
                 key = (msg.topic(), msg.partition())

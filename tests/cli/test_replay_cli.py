@@ -46,6 +46,9 @@ def test_replay_then_tail_and_topics(kafka_bootstrap_server, tmp_path):
 
     last = cli("tail", f"{namespace}.samples.digits", "--last", "1", env=env)
     assert [line.split()[1] for line in last.stdout.splitlines()] == ["EndOfStream", "EndOfStream"]
+    # Starting at the end of non-empty partitions: nothing to show, and it returns (it used to hang).
+    nothing = cli("tail", f"{namespace}.samples.digits", "--last", "0", env=env)
+    assert nothing.returncode == 0 and nothing.stdout == ""
 
     topics = cli("topics", env=env)
     assert f"{namespace}.samples.digits" in topics.stdout and "202" in topics.stdout
