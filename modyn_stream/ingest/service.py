@@ -157,14 +157,7 @@ class IngestService:
             positioned.append(TopicPartition(tp.topic, tp.partition, state.next_offset))
         consumer.assign(positioned)
         # Announce where every assigned partition stands, so watermarks are known without new data.
-        now = _now_ms()
-        for state in states.values():
-            self.producer.produce(
-                self.names.ingest_progress,
-                self.codec.encode("IngestProgress", state.progress_event(now)),
-                key=f"{state.topic}:{state.partition}",
-            )
-        self.producer.flush()
+        self._publish_progress(list(states.values()), _now_ms())
         log.info("ingest: assigned %s", ", ".join(f"{t}[{p}]@{o}" for t, p, o in _triples(positioned)))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -350,7 +343,11 @@ class IngestService:
                 "updated_at": [now] * len(touched),
             },
         )
-        for state in touched:
+        self._publish_progress(touched, now)
+
+    def _publish_progress(self, states: list[PartitionState], now: int) -> None:
+        """One IngestProgress per partition (keyed by it, for the compacted topic), flushed."""
+        for state in states:
             self.producer.produce(
                 self.names.ingest_progress,
                 self.codec.encode("IngestProgress", state.progress_event(now)),
