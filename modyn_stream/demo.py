@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from modyn_stream.datasets import generate
 from modyn_stream.ingest.service import IngestService, PartitionState
-from modyn_stream.ingest.watermark import END_OF_TIME, PartitionProgress, global_watermark
+from modyn_stream.ingest.watermark import PartitionProgress, global_watermark
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.replay.publisher import ReplayResult, TimestampPolicy, replay
@@ -59,10 +58,3 @@ def run_demo(
         {"d": dataset},
     )
     return DemoResult(dataset, replayed, states, watermark, windows, time.monotonic() - started)
-
-
-def default_store(base: Path = Path(".modyn-stream")) -> MetadataStore:
-    return MetadataStore.from_env(base / "metadata")
-
-
-__all__ = ["END_OF_TIME", "DemoResult", "default_store", "run_demo"]

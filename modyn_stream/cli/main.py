@@ -60,11 +60,13 @@ def demo(
     """Replay a drifting stream into Kafka and ingest it into ClickHouse (starts the local Kafka if needed)."""
     from rich.table import Table
 
-    from modyn_stream.demo import END_OF_TIME, default_store, run_demo
+    from modyn_stream.demo import run_demo
+    from modyn_stream.ingest.watermark import END_OF_TIME
     from modyn_stream.kafka.connect import connected
+    from modyn_stream.metadata import MetadataStore
     from modyn_stream.timeutil import format_time
 
-    store = default_store()
+    store = MetadataStore.from_env()
     with connected(kafka_settings(bootstrap, namespace), say=err.print) as settings, err.status("") as status:
         result = run_demo(settings, store, samples=samples, partitions=partitions, say=status.update)
     replayed = result.replayed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import typer
 
@@ -31,8 +30,9 @@ def ingest(
     from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.metadata import MetadataStore
+    from modyn_stream.metadata.store import embedded_url
 
-    store = MetadataStore(metadata_url or f"chdb://{Path('.modyn-stream/metadata').resolve()}", database)
+    store = MetadataStore(metadata_url or embedded_url(), database)
     shutdown = ShutdownFlag()
     with (
         connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
@@ -70,9 +70,10 @@ def trigger(
     from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.metadata import MetadataStore
+    from modyn_stream.metadata.store import embedded_url
     from modyn_stream.triggers.service import TriggerService
 
-    store = MetadataStore(metadata_url or f"chdb://{Path('.modyn-stream/metadata').resolve()}", database)
+    store = MetadataStore(metadata_url or embedded_url(), database)
     shutdown = ShutdownFlag()
     idle_ms = None if idle_timeout is None else int(idle_timeout * 1000)
     with (

@@ -24,6 +24,12 @@ from modyn_stream.metadata.migrations import MIGRATIONS
 
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_URL_ENV = "MODYN_CLICKHOUSE_URL"
+DEFAULT_STATE_DIR = Path(".modyn-stream")
+
+
+def embedded_url(state_dir: Path = DEFAULT_STATE_DIR) -> str:
+    """The embedded engine's URL: chDB persisted in `<state_dir>/metadata`."""
+    return f"chdb://{(Path(state_dir) / 'metadata').resolve()}"
 
 
 def redact(url: str) -> str:
@@ -46,9 +52,9 @@ class MetadataStore:
         self._client = self._connect(url, database)
 
     @classmethod
-    def from_env(cls, default_path: Path, database: str = "modyn") -> MetadataStore:
-        """`$MODYN_CLICKHOUSE_URL`, else the embedded engine persisted in `default_path`."""
-        return cls(os.environ.get(DEFAULT_URL_ENV) or f"chdb://{Path(default_path).resolve()}", database)
+    def from_env(cls, state_dir: Path = DEFAULT_STATE_DIR, database: str = "modyn") -> MetadataStore:
+        """`$MODYN_CLICKHOUSE_URL`, else the embedded engine in the state dir."""
+        return cls(os.environ.get(DEFAULT_URL_ENV) or embedded_url(state_dir), database)
 
     @property
     def embedded(self) -> bool:

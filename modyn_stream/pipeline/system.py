@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.metadata.store import embedded_url
 
 
 class MetadataSettings(BaseModel):
@@ -37,7 +38,7 @@ class SystemConfig(BaseModel):
 
     @property
     def metadata_url(self) -> str:
-        return self.metadata.url or f"chdb://{(self.state_dir / 'metadata').resolve()}"
+        return self.metadata.url or embedded_url(self.state_dir)
 
 
 def load_system_config(path: Path | None = None, environ: dict[str, str] | None = None) -> SystemConfig:
