@@ -90,7 +90,7 @@ def tail(
     max_messages: int | None = None,
 ) -> Iterator[TailEntry]:
     """Events of `topic`: the last `last` per partition (or all, from the beginning), then new ones if following."""
-    codec = EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+    codec = EventCodec.for_settings(settings)
     partitions = [TopicPartition(topic, p) for p in TopicAdmin(settings).partitions(topic)]
     consumer = BatchConsumer(settings, f"modyn-stream-tail-{uuid.uuid4().hex[:8]}", isolation_level="read_committed")
     with consumer:

@@ -45,7 +45,7 @@ def run_roundtrip(
     dataset: str = "roundtrip",
     progress: Callable[[str, int], None] = lambda stage, n: None,
 ) -> RoundTripResult:
-    codec = EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+    codec = EventCodec.for_settings(settings)
     topic = TopicNames(settings.namespace).samples(dataset)
     admin = TopicAdmin(settings)
     admin.ensure([sample_topic_spec(TopicNames(settings.namespace), dataset, partitions)])

@@ -46,6 +46,14 @@ class SchemaRegistry(Protocol):
     def get_schema(self, schema_id: int) -> Any: ...
 
 
+class RegistrySettings(Protocol):
+    """Where a registry is, if any (KafkaSettings has these)."""
+
+    schema_registry_url: str | None
+
+    def registry_config(self) -> dict[str, Any]: ...
+
+
 class EventCodec:
     """Encodes and decodes events; thread-safe for concurrent use once constructed."""
 
@@ -56,13 +64,13 @@ class EventCodec:
         self._schemas_by_id: dict[int, AvroSchema] = {}
 
     @classmethod
-    def from_registry_url(cls, url: str | None, **registry_conf: Any) -> EventCodec:
-        """A codec using the Confluent wire format when `url` is set, single-object encoding otherwise."""
-        if not url:
+    def for_settings(cls, settings: RegistrySettings) -> EventCodec:
+        """The Confluent wire format when a registry URL is configured, single-object encoding otherwise."""
+        if not settings.schema_registry_url:
             return cls()
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        return cls(registry=SchemaRegistryClient({"url": url, **registry_conf}))
+        return cls(registry=SchemaRegistryClient({"url": settings.schema_registry_url, **settings.registry_config()}))
 
     # -- encoding ---------------------------------------------------------------------------------
 

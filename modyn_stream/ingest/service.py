@@ -119,7 +119,7 @@ class IngestService:
     ) -> None:
         self.names = TopicNames(settings.namespace)
         self.store = store
-        self.codec = codec or EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+        self.codec = codec or EventCodec.for_settings(settings)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.fault = fault  # crash-injection points for tests: before_insert, after_insert, before_commit

@@ -43,7 +43,7 @@ def register_pipeline(config: PipelineConfig, settings: KafkaSettings, store: Me
         "message": None,
         "at": now,
     }
-    codec = EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+    codec = EventCodec.for_settings(settings)
     with EventProducer(settings) as producer:
         producer.produce(names.pipelines, codec.encode("PipelineEvent", event), key=pid)
     return pid

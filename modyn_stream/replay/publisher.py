@@ -79,7 +79,7 @@ def replay(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ReplayResult:
     """Publish `source` to `{ns}.samples.{dataset}`; every partition gets an end-of-stream marker at the end."""
-    codec = EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+    codec = EventCodec.for_settings(settings)
     names = TopicNames(settings.namespace)
     topic = names.samples(dataset)
     admin = TopicAdmin(settings)

@@ -60,7 +60,7 @@ class TriggerService:
         self.store = store
         self.idle_timeout_ms = idle_timeout_ms
         self.fault = fault  # crash-injection point for tests: after_commit
-        self.codec = EventCodec.from_registry_url(settings.schema_registry_url, **settings.registry_config())
+        self.codec = EventCodec.for_settings(settings)
         self.admin = TopicAdmin(settings)
         self.admin.ensure(project_topic_specs(self.names))
         store.migrate()

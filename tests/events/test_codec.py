@@ -237,3 +237,13 @@ def test_decoded_records_are_independent_copies():
     first["attributes"]["x"] = "y"
     assert "x" not in codec.decode(VALID).record["attributes"]
     assert copy.deepcopy(SAMPLES["SampleEvent"]) == codec.decode(VALID).record
+
+
+def test_settings_choose_the_framing():
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from modyn_stream.kafka.config import KafkaSettings
+
+    assert EventCodec.for_settings(KafkaSettings()).registry is None
+    with_registry = EventCodec.for_settings(KafkaSettings(schema_registry_url="http://127.0.0.1:1"))
+    assert isinstance(with_registry.registry, SchemaRegistryClient)
