@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 
@@ -88,3 +89,36 @@ def trigger(
                 status.update(f"trigger: {service.fired:,} triggers fired")
             time.sleep(max(0.0, interval - (time.monotonic() - started)))  # evaluation cadence
     err.print(f"trigger stopped: {service.fired:,} triggers fired")
+
+
+@app.command()
+def selector(
+    metadata_url: str = MetadataUrl,
+    database: str = typer.Option("modyn", help="ClickHouse database."),
+    artifacts: Path = typer.Option(
+        Path(".modyn-stream/artifacts"), envvar="MODYN_ARTIFACTS_ROOT", help="Artifact store root (manifests)."
+    ),
+    instance: str = typer.Option("0", help="Instance id, unique per running selector (its transactional id)."),
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
+) -> None:
+    """Build each trigger's training set: ClickHouse `training_sets`, a Parquet manifest, a TrainingSetEvent."""
+    from modyn_stream.artifacts import ArtifactStore
+    from modyn_stream.kafka.connect import connected
+    from modyn_stream.kafka.consumer import ShutdownFlag
+    from modyn_stream.metadata import MetadataStore
+    from modyn_stream.metadata.store import embedded_url
+    from modyn_stream.selection.service import SelectorService
+
+    store = MetadataStore(metadata_url or embedded_url(), database)
+    shutdown = ShutdownFlag()
+    with (
+        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        shutdown.on_signals(),
+        SelectorService(settings, store, ArtifactStore(artifacts), instance=instance) as service,
+        err.status("selector: waiting for triggers ...") as status,
+    ):
+        while not shutdown.is_set:
+            if service.step():
+                status.update(f"selector: {service.selected:,} training sets, {service.dead_letters:,} dead letters")
+    err.print(f"selector stopped: {service.selected:,} training sets, {service.dead_letters:,} dead letters")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,6 +98,16 @@ class MetadataStore:
         with self._lock:
             try:
                 return self._client.query(sql, parameters=parameters).result_rows
+            except ClickHouseError as exc:
+                raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None
+
+    @contextmanager
+    def arrow_batches(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[Iterator[Any]]:
+        """Stream a result as pyarrow record batches (one per ClickHouse block), holding the store meanwhile."""
+        with self._lock:
+            try:
+                with self._client.query_arrow_stream(sql, parameters=parameters, use_strings=True) as stream:
+                    yield iter(stream)
             except ClickHouseError as exc:
                 raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None
 

@@ -47,3 +47,14 @@ def register_pipeline(config: PipelineConfig, settings: KafkaSettings, store: Me
     with EventProducer(settings) as producer:
         producer.produce(names.pipelines, codec.encode("PipelineEvent", event), key=pid)
     return pid
+
+
+def registered_pipelines(store: MetadataStore) -> dict[str, PipelineConfig]:
+    """Every pipeline that is not stopped, by id."""
+    rows = store.query("SELECT pipeline_id, config_json FROM pipelines FINAL WHERE status != 'STOPPED'")
+    return {pid: PipelineConfig.model_validate_json(config) for pid, config in rows}
+
+
+def registered_pipeline(store: MetadataStore, pid: str) -> PipelineConfig | None:
+    rows = store.query("SELECT config_json FROM pipelines FINAL WHERE pipeline_id = {pid:String}", {"pid": pid})
+    return PipelineConfig.model_validate_json(rows[0][0]) if rows else None

@@ -62,7 +62,10 @@ def load_system_config(path: Path | None = None, environ: dict[str, str] | None 
         metadata = config.metadata
         if environ.get("MODYN_CLICKHOUSE_URL"):
             metadata = metadata.model_copy(update={"url": environ["MODYN_CLICKHOUSE_URL"]})
-        return config.model_copy(update={"kafka": kafka, "metadata": metadata})
+        artifacts = config.artifacts
+        if environ.get("MODYN_ARTIFACTS_ROOT"):
+            artifacts = artifacts.model_copy(update={"root": Path(environ["MODYN_ARTIFACTS_ROOT"])})
+        return config.model_copy(update={"kafka": kafka, "metadata": metadata, "artifacts": artifacts})
     except ValidationError as exc:
         problems = "; ".join(describe(e, SystemConfig) for e in exc.errors())
         raise ModynStreamError(f"{path or 'system config'}: {problems}") from None

@@ -30,8 +30,10 @@ from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.pipeline.registry import registered_pipelines
 from modyn_stream.triggers.policies import START, Boundary, Firing, next_firing
 from modyn_stream.triggers.progress import ProgressTracker
+from modyn_stream.triggers.record import record_trigger
 from modyn_stream.triggers.sample_index import ClickHouseSampleIndex
 
 log = logging.getLogger(__name__)
@@ -89,32 +91,8 @@ class TriggerService:
                 Boundary(event["boundary_event_time"], event["boundary_key"]),
                 {int(p): o for p, o in event["ingest_offsets"].items()},
             )
-            self._project(event)
+            record_trigger(self.store, event)
         return states
-
-    def _project(self, event: dict) -> None:
-        partitions = sorted(int(p) for p in event["ingest_offsets"])
-        self.store.insert(
-            "triggers",
-            {
-                "pipeline_id": [event["pipeline_id"]],
-                "trigger_index": [event["trigger_index"]],
-                "dataset": [event["dataset"]],
-                "boundary_event_time": [event["boundary_event_time"]],
-                "boundary_key": [event["boundary_key"]],
-                "num_new_samples": [event["num_new_samples"]],
-                "reason": [event["reason"]],
-                "fired_at": [event["fired_at"]],
-                "snapshot_partitions": [partitions],
-                "snapshot_offsets": [[event["ingest_offsets"][str(p)] for p in partitions]],
-                "watermark": [event["watermark"]],
-            },
-            dedup_token=f"trigger-{event['pipeline_id']}-{event['trigger_index']}",
-        )
-
-    def pipelines(self) -> dict[str, PipelineConfig]:
-        rows = self.store.query("SELECT pipeline_id, config_json FROM pipelines FINAL WHERE status != 'STOPPED'")
-        return {pid: PipelineConfig.model_validate_json(config) for pid, config in rows}
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -122,7 +100,7 @@ class TriggerService:
         """Evaluate every pipeline once against the latest progress; return the number of triggers fired."""
         self.progress.refresh()
         fired = 0
-        for pid, config in self.pipelines().items():
+        for pid, config in registered_pipelines(self.store).items():
             fired += self._evaluate(pid, config)
         self.fired += fired
         return fired
@@ -188,7 +166,7 @@ class TriggerService:
                 producer.abort_transaction()
             raise TransactionError(f"trigger service: emitting {pid}#{state.next_index}: {error.str()}") from None
         self.fault("after_commit")
-        self._project(event)
+        record_trigger(self.store, event)
         self.states[pid] = TriggerState(state.next_index + 1, firing.boundary, dict(snapshot))
         log.info("trigger %s#%d at %s: %s", pid, event["trigger_index"], firing.boundary, firing.reason)
 

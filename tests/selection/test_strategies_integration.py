@@ -6,7 +6,7 @@ import pytest
 
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
-from modyn_stream.selection.strategies import SelectionError, select
+from modyn_stream.selection.strategies import SelectionError, materialize, select
 
 pytestmark = pytest.mark.integration
 
@@ -89,9 +89,44 @@ def test_freshness_mixes_unused_and_used_data(store):
     assert len(set(chosen) & k(*range(60, 100))) == 10 and len(set(chosen) & k(*range(60))) == 10
 
 
-def test_unknown_trigger_and_unsupported_options_are_clear(store):
+def test_trigger_balanced_takes_the_same_number_from_every_trigger(store):
+    def per_trigger(chosen):
+        counts = {}
+        for key in chosen:
+            trigger = 3 if key == "late" else int(key[1:]) // 30 if int(key[1:]) < 60 else 2
+            counts[trigger] = counts.get(trigger, 0) + 1
+        return counts
+
+    balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "TriggerBalanced", "ratio": 30})
+    assert per_trigger(keys(store, balanced, 2, seed=5)) == {0: 10, 1: 10, 2: 10}
+    balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "TriggerBalanced", "ratio": 40})
+    assert per_trigger(keys(store, balanced, 3, seed=5)) == {0: 10, 1: 10, 2: 10, 3: 1}  # trigger 3 has one sample
+
+
+def test_random_no_replacement_draws_unused_samples_first(store):
+    strategy = CoresetStrategy(
+        name="CoresetStrategy", presampling_config={"strategy": "RandomNoReplacement", "ratio": 50}
+    )
+    try:
+        sets = []
+        for trigger in range(4):
+            size = materialize(store, strategy, pipeline_id="p", dataset="d", trigger_index=trigger, seed=6)
+            chosen = store.query(
+                "SELECT key FROM training_sets WHERE pipeline_id = 'p' AND trigger_index = {t:UInt32}", {"t": trigger}
+            )
+            sets.append({row[0] for row in chosen})
+            assert size == len(chosen) == len(sets[-1])
+        assert [len(s) for s in sets] == [15, 30, 50, 50]
+        assert not sets[0] & sets[1] and not (sets[0] | sets[1]) & sets[2], "unused samples come first"
+        unused = (k(*range(100)) | {"late"}) - sets[0] - sets[1] - sets[2]
+        assert len(unused) == 6 and unused <= sets[3], "then every unused one before any is drawn twice"
+        again = materialize(store, strategy, pipeline_id="p", dataset="d", trigger_index=3, seed=6)
+        rows = store.query("SELECT key FROM training_sets WHERE pipeline_id = 'p' AND trigger_index = 3")
+        assert again == 50 and {row[0] for row in rows} == sets[3], "a repeated build replaces, not doubles"
+    finally:
+        store.command("DELETE FROM training_sets WHERE pipeline_id = 'p'")
+
+
+def test_unknown_trigger_is_clear(store):
     with pytest.raises(SelectionError, match="pipeline p: no trigger 9 in ClickHouse triggers"):
         select(store, NewDataStrategy(name="NewDataStrategy"), pipeline_id="p", dataset="d", trigger_index=9, seed=0)
-    balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "TriggerBalanced"})
-    with pytest.raises(SelectionError, match="TriggerBalanced is not implemented yet"):
-        select(store, balanced, pipeline_id="p", dataset="d", trigger_index=2, seed=0)

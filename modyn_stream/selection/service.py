@@ -1,0 +1,124 @@
+"""The selector service: one training set per TriggerEvent, exactly once.
+
+Consume-transform-produce in Kafka transactions (`TransactionalProcessor`): the TrainingSetEvent
+and the consumer offset of its TriggerEvent commit together. The side effects before the commit
+are idempotent, so a crash anywhere only repeats them: the `triggers` row is written with a
+token, `materialize` replaces a partial set, and the manifest is a pure function of the set
+written by atomic rename (same rows, same bytes). Undecodable events and triggers of unknown
+pipelines go to the dead-letter topic in the same transaction; the service keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import Message
+
+from modyn_stream.artifacts import ArtifactStore, sha256_file
+from modyn_stream.events import EventCodec, EventDecodeError
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.dlq import dead_letter_record
+from modyn_stream.kafka.producer import OutgoingRecord
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
+from modyn_stream.kafka.transactions import TransactionalProcessor
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.registry import registered_pipeline
+from modyn_stream.selection.manifest import write_manifest
+from modyn_stream.selection.strategies import SelectionError, materialize
+from modyn_stream.triggers.record import record_trigger
+
+log = logging.getLogger(__name__)
+
+
+class SelectorService:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        store: MetadataStore,
+        artifacts: ArtifactStore,
+        *,
+        instance: str = "0",
+        fault: Callable[[str], None] = lambda point: None,
+    ) -> None:
+        self.names = TopicNames(settings.namespace)
+        self.store = store
+        self.artifacts = artifacts
+        self.fault = fault  # crash-injection point for tests: after_manifest
+        self.codec = EventCodec.for_settings(settings)
+        TopicAdmin(settings).ensure(project_topic_specs(self.names))
+        store.migrate()
+        self.processor = TransactionalProcessor(
+            settings,
+            group_id=f"{settings.namespace}.selector",
+            transactional_id=f"{settings.namespace}.selector.{instance}",
+            input_topics=[self.names.triggers],
+            transform=self._transform,
+            max_batch=1,  # one transaction per trigger: a slow selection delays no committed one
+        )
+        self.selected = 0  # committed training sets
+        self.dead_letters = 0  # committed dead letters
+
+    def step(self) -> int:
+        """Process the next TriggerEvent, if any; return how many were committed (0 or 1)."""
+        if done := self.processor.process_batch():
+            dead = sum(record.topic == self.names.dlq for record in self._outputs)
+            self.dead_letters += dead
+            self.selected += len(self._outputs) - dead
+        return done
+
+    def _transform(self, messages: Sequence[Message]) -> list[OutgoingRecord]:
+        self._outputs = [self._select(msg) for msg in messages]
+        return self._outputs
+
+    def _select(self, msg: Message) -> OutgoingRecord:
+        try:
+            decoded = self.codec.decode(msg.value())
+        except EventDecodeError as exc:
+            return self._dead_letter(msg, str(exc))
+        if decoded.name != "TriggerEvent":
+            return self._dead_letter(msg, f"expected a TriggerEvent, got a {decoded.name}")
+        event = decoded.record
+        pid, index = event["pipeline_id"], event["trigger_index"]
+        config = registered_pipeline(self.store, pid)
+        if config is None:
+            return self._dead_letter(msg, f"trigger {pid}#{index}: pipeline {pid} is not registered")
+        started = time.perf_counter()
+        record_trigger(self.store, event)
+        strategy = config.selection_strategy
+        where = {"pipeline_id": pid, "dataset": event["dataset"], "trigger_index": index}
+        try:
+            size = materialize(self.store, strategy, **where, seed=config.training.seed or 0)
+        except SelectionError as exc:
+            return self._dead_letter(msg, str(exc))
+        path = self.artifacts.path(pid, "training-sets", f"trigger-{index:06d}.parquet")
+        with self.artifacts.atomic(path) as tmp:
+            write_manifest(self.store, pid, index, tmp)
+        checksum = sha256_file(path)
+        self.fault("after_manifest")
+        out = {
+            "pipeline_id": pid,
+            "dataset": event["dataset"],
+            "trigger_index": index,
+            "strategy": strategy.name,
+            "num_samples": size,
+            "manifest_uri": self.artifacts.uri(path),
+            "manifest_sha256": checksum,
+            "created_at": int(time.time() * 1000),
+        }
+        log.info("training set %s#%d: %d samples in %.2fs", pid, index, size, time.perf_counter() - started)
+        return OutgoingRecord(self.names.training_sets, self.codec.encode("TrainingSetEvent", out), key=pid)
+
+    def _dead_letter(self, msg: Message, reason: str) -> OutgoingRecord:
+        log.warning("selector: dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+        return dead_letter_record(self.names.dlq, msg, reason, stage="selector")
+
+    def close(self) -> None:
+        self.processor.close()
+
+    def __enter__(self) -> SelectorService:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
