@@ -25,7 +25,10 @@ def report(name: str, rows: list[dict[str, object]]) -> Path:
         table.add_column(column)
     for row in rows:
         table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160  # a log or a pipe: do not squeeze the columns
+    console.print(table)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"benchmark": name, "at": time.time(), "machine": machine(), "rows": rows}, indent=2))

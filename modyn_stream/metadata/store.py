@@ -102,11 +102,15 @@ class MetadataStore:
                 raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None
 
     @contextmanager
-    def arrow_batches(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[Iterator[Any]]:
+    def arrow_batches(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: dict | None = None
+    ) -> Iterator[Iterator[Any]]:
         """Stream a result as pyarrow record batches (one per ClickHouse block), holding the store meanwhile."""
         with self._lock:
             try:
-                with self._client.query_arrow_stream(sql, parameters=parameters, use_strings=True) as stream:
+                with self._client.query_arrow_stream(
+                    sql, parameters=parameters, settings=settings, use_strings=True
+                ) as stream:
                     yield iter(stream)
             except ClickHouseError as exc:
                 raise MetadataError(f"ClickHouse query failed: {_first_line(exc)}") from None

@@ -1,8 +1,10 @@
-"""Training-set manifests: Parquet files listing (partition, offset, key, label, weight) in offset order.
+"""Training-set manifests: Arrow IPC files listing (partition, offset, key, label, weight) in offset order.
 
-A manifest is streamed from ClickHouse `training_sets` in Arrow batches and written in row
-groups of a fixed size, so its bytes depend only on its rows (not on ClickHouse's block sizes)
-and the writer's memory does not grow with the set. pyarrow, pandas and polars read it directly.
+A manifest is streamed from ClickHouse `training_sets` in Arrow batches and written in batches of
+a fixed size (LZ4-compressed), so its bytes depend only on its rows (not on ClickHouse's block
+sizes) and the writer's memory does not grow with the set. Arrow IPC rather than Parquet: it is
+several times cheaper to write, and the trainer memory-maps it; pyarrow, pandas
+(`pyarrow.feather.read_table`) and polars (`read_ipc`) read it directly.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
 from modyn_stream.artifacts import ArtifactError
 from modyn_stream.metadata import MetadataStore
@@ -24,7 +26,9 @@ SCHEMA = pa.schema(
         ("weight", pa.float32()),
     ]
 )
-ROW_GROUP_ROWS = 1 << 16
+BATCH_ROWS = 1 << 16
+READ_BLOCK_ROWS = 1 << 20  # fewer, larger blocks from ClickHouse: a third faster, memory still bounded
+SUFFIX = ".arrow"
 
 
 def write_manifest(store: MetadataStore, pipeline_id: str, trigger_index: int, path: Path) -> int:
@@ -35,33 +39,32 @@ def write_manifest(store: MetadataStore, pipeline_id: str, trigger_index: int, p
     )
     rows = 0
     pending: list[pa.RecordBatch] = []
+    options = ipc.IpcWriteOptions(compression="lz4")
     with (
-        pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer,
-        store.arrow_batches(sql, {"pipeline": pipeline_id, "trigger": trigger_index}) as batches,
+        ipc.new_file(path, SCHEMA, options=options) as writer,
+        store.arrow_batches(
+            sql, {"pipeline": pipeline_id, "trigger": trigger_index}, {"max_block_size": READ_BLOCK_ROWS}
+        ) as batches,
     ):
         for batch in batches:
-            pending.append(
-                pa.RecordBatch.from_arrays(
-                    [c.cast(t) for c, t in zip(batch.columns, SCHEMA.types, strict=True)], schema=SCHEMA
-                )
-            )
-            buffered = sum(b.num_rows for b in pending)
-            while buffered >= ROW_GROUP_ROWS:
+            columns = [column.cast(kind) for column, kind in zip(batch.columns, SCHEMA.types, strict=True)]
+            pending.append(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
+            if sum(b.num_rows for b in pending) >= BATCH_ROWS:
                 table = pa.Table.from_batches(pending, SCHEMA)
-                writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
-                pending = table.slice(ROW_GROUP_ROWS).to_batches()
-                buffered -= ROW_GROUP_ROWS
-                rows += ROW_GROUP_ROWS
+                full = table.num_rows - table.num_rows % BATCH_ROWS
+                writer.write_table(table.slice(0, full), max_chunksize=BATCH_ROWS)
+                pending = table.slice(full).to_batches()
+                rows += full
         rest = pa.Table.from_batches(pending, SCHEMA)
-        if rest.num_rows or rows == 0:
-            writer.write_table(rest, row_group_size=ROW_GROUP_ROWS)
-            rows += rest.num_rows
+        writer.write_table(rest, max_chunksize=BATCH_ROWS)
+        rows += rest.num_rows
     return rows
 
 
 def read_manifest(path: Path) -> pa.Table:
+    """The manifest's rows (memory-mapped: pages are read as they are used)."""
     try:
-        table = pq.read_table(path)
+        table = ipc.open_file(pa.memory_map(str(path))).read_all()
     except (OSError, pa.ArrowInvalid) as exc:
         raise ArtifactError(f"manifest {path}: cannot read: {exc}") from None
     if not table.schema.equals(SCHEMA):

@@ -25,7 +25,7 @@ from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_spec
 from modyn_stream.kafka.transactions import TransactionalProcessor
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.registry import registered_pipeline
-from modyn_stream.selection.manifest import write_manifest
+from modyn_stream.selection.manifest import SUFFIX, write_manifest
 from modyn_stream.selection.strategies import SelectionError, materialize
 from modyn_stream.triggers.record import record_trigger
 
@@ -92,7 +92,7 @@ class SelectorService:
             size = materialize(self.store, strategy, **where, seed=config.training.seed or 0)
         except SelectionError as exc:
             return self._dead_letter(msg, str(exc))
-        path = self.artifacts.path(pid, "training-sets", f"trigger-{index:06d}.parquet")
+        path = self.artifacts.path(pid, "training-sets", f"trigger-{index:06d}{SUFFIX}")
         with self.artifacts.atomic(path) as tmp:
             write_manifest(self.store, pid, index, tmp)
         checksum = sha256_file(path)

@@ -1,45 +1,40 @@
-"""Selection strategies as ClickHouse SQL over `samples`, `triggers` and earlier `training_sets`.
+"""Selection strategies as ClickHouse SQL over `samples` (and, for RandomNoReplacement, `training_sets`).
 
 "Data up to trigger j" is one predicate (see migration 3): offset below trigger j's ingest
 snapshot and (event_time, key) at or before its boundary. A trigger's own data is the difference
-of two such sets, so windows of triggers need no other state. Randomness is a keyed hash of
-(pipeline seed, trigger index, sample key): the same inputs give the same set, on any engine
-and in any order of evaluation. No per-sample Python runs here: `materialize` builds the set
-inside ClickHouse with one INSERT ... SELECT.
+of two such sets, so windows of triggers need no other state; the trigger rows are read once and
+their bounds inlined as query parameters. Randomness is a keyed hash of (pipeline seed, trigger
+index, sample key): the same inputs give the same set, on any engine and in any order of
+evaluation, however the data is partitioned. No per-sample Python runs here: `materialize`
+builds the set inside ClickHouse with one INSERT ... SELECT.
+
+Drawing the k smallest hashes of n rows is a top-k sort of n rows. Hashes are uniform, so the
+sort first keeps only hashes below a threshold that holds k rows with overwhelming probability
+(k/n plus 7 standard deviations); the result is then the same k rows, and in the vanishing case
+that fewer passed, the set is rebuilt without the threshold (each plan knows its exact size).
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
 
+log = logging.getLogger(__name__)
+
 Strategy = NewDataStrategy | FreshnessSamplingStrategy | CoresetStrategy
+COLUMNS = "s.kafka_partition, s.kafka_offset, s.key, s.label, s.event_time"  # what a set keeps
+RANK = "cityHash64({seed:Int64}, {trigger:UInt32}, s.key)"
+NULL_LABEL = -(2**63)  # stands for a missing label where a group needs a value
 
 
 class SelectionError(ModynStreamError):
     """A training set that cannot be built (unknown trigger, unsupported option)."""
-
-
-def _upto(alias: str) -> str:
-    return _upto_of(f"{alias}.snapshot_partitions", f"{alias}.snapshot_offsets", f"{alias}.boundary_event_time",
-                    f"{alias}.boundary_key")  # fmt: skip
-
-
-def _upto_of(partitions: str, offsets: str, event_time: str, key: str) -> str:
-    return (
-        f"(s.kafka_offset < {offsets}[indexOf({partitions}, s.kafka_partition)] "
-        f"AND (s.event_time, s.key) <= ({event_time}, {key}))"
-    )
-
-
-def _trigger(alias: str, index_param: str) -> str:
-    return (
-        f"(SELECT * FROM triggers FINAL WHERE pipeline_id = {{pipeline:String}} "
-        f"AND trigger_index = {{{index_param}:UInt32}}) AS {alias}"
-    )
 
 
 @dataclass(frozen=True)
@@ -56,48 +51,175 @@ class TrainingSet:
         return len(self.key)
 
 
-def _data(tail_triggers: int | None, trigger_index: int, prefix: str) -> tuple[str, dict]:
-    """SQL of the samples of triggers (i - tail, ..., i), or all up to i when tail is None."""
-    sources = [_trigger(f"{prefix}cur", f"{prefix}current")]
-    params = {f"{prefix}current": trigger_index}
-    predicate = _upto(f"{prefix}cur")
-    older = None if tail_triggers is None else trigger_index - tail_triggers - 1
-    if older is not None and older >= 0:
-        sources.append(_trigger(f"{prefix}old", f"{prefix}older"))
-        params[f"{prefix}older"] = older
-        predicate += f" AND NOT {_upto(f'{prefix}old')}"
-    sql = f"SELECT s.* FROM samples AS s, {', '.join(sources)} WHERE s.dataset = {{dataset:String}} AND {predicate}"
-    return sql, params
+@dataclass(frozen=True)
+class Plan:
+    """SQL whose rows are the training set, the number of rows it must give, and its threshold-free twin."""
+
+    sql: str
+    params: dict
+    size: int
+    exact_sql: str
 
 
-def selection_sql(
-    store: MetadataStore, strategy: Strategy, *, pipeline_id: str, dataset: str, trigger_index: int, seed: int
-) -> tuple[str, dict]:
-    """SQL (and its parameters) whose rows are the samples of the trigger's training set, in no order."""
-    known = store.query(
-        "SELECT count() FROM triggers FINAL WHERE pipeline_id = {pipeline:String} AND trigger_index = {i:UInt32}",
-        {"pipeline": pipeline_id, "i": trigger_index},
-    )
-    if known[0][0] == 0:
-        raise SelectionError(f"pipeline {pipeline_id}: no trigger {trigger_index} in ClickHouse triggers")
-    params = {"pipeline": pipeline_id, "dataset": dataset, "seed": seed, "trigger": trigger_index}
-    rank = "sipHash64({seed:Int64}, {trigger:UInt32}, s.key)"
-    if isinstance(strategy, FreshnessSamplingStrategy):
-        sql, extra = _freshness(strategy, trigger_index, rank)
-    else:
-        base, extra = _data(strategy.tail_triggers, trigger_index, "")
-        sql = (
-            _limit(base, strategy, rank) if isinstance(strategy, NewDataStrategy) else _presample(base, strategy, rank)
+class _Planner:
+    """Builds one trigger's selection, reading only counts and trigger rows from ClickHouse."""
+
+    def __init__(self, store: MetadataStore, pipeline_id: str, dataset: str, trigger_index: int, seed: int) -> None:
+        self.store = store
+        self.index = trigger_index
+        self.params: dict = {"pipeline": pipeline_id, "dataset": dataset, "seed": seed, "trigger": trigger_index}
+        rows = store.query(
+            "SELECT trigger_index, snapshot_partitions, snapshot_offsets, toUnixTimestamp64Milli(boundary_event_time), "
+            "boundary_key FROM triggers FINAL WHERE pipeline_id = {pipeline:String} AND trigger_index <= {i:UInt32}",
+            {"pipeline": pipeline_id, "i": trigger_index},
         )
-    return sql, {**params, **extra}
+        self.bounds = {row[0]: row[1:] for row in rows}
+        if trigger_index not in self.bounds:
+            raise SelectionError(f"pipeline {pipeline_id}: no trigger {trigger_index} in ClickHouse triggers")
+
+    def upto(self, j: int) -> str:
+        """Samples up to trigger j (its bounds become parameters b{j}_*)."""
+        partitions, offsets, event_time, key = self.bounds[j]
+        self.params |= {f"b{j}_p": partitions, f"b{j}_o": offsets, f"b{j}_t": event_time, f"b{j}_k": key}
+        boundary = f"fromUnixTimestamp64Milli({{b{j}_t:Int64}}, 'UTC')"
+        return (
+            f"(s.kafka_offset < transform(s.kafka_partition, {{b{j}_p:Array(UInt32)}}, {{b{j}_o:Array(UInt64)}}, "
+            f"toUInt64(0)) AND s.event_time <= {boundary} AND (s.event_time, s.key) <= ({boundary}, {{b{j}_k:String}}))"
+        )
+
+    def window(self, tail_triggers: int | None, last: int) -> tuple[str, list[int]]:
+        """WHERE clause of the data of triggers (last - tail, ..., last) (all up to `last` when tail is None)."""
+        first = 0 if tail_triggers is None else max(0, last - tail_triggers)
+        where = f"s.dataset = {{dataset:String}} AND {self.upto(last)}"
+        if first > 0:
+            if first - 1 not in self.bounds:
+                raise SelectionError(
+                    f"pipeline {self.params['pipeline']}: no trigger {first - 1} in ClickHouse triggers"
+                )
+            where += f" AND NOT {self.upto(first - 1)}"
+        return where, list(range(first, last + 1))
+
+    def count(self, where: str, group: str | None = None) -> dict:
+        if group is None:
+            return {None: self.store.query(f"SELECT count() FROM samples AS s WHERE {where}", self.params)[0][0]}
+        rows = self.store.query(f"SELECT {group} AS g, count() FROM samples AS s WHERE {where} GROUP BY g", self.params)
+        return dict(rows)
+
+    def smallest(self, where: str, k: int, total: int) -> Plan:
+        """The k rows with the smallest hashes among `total` rows."""
+        exact = f"SELECT {COLUMNS} FROM samples AS s WHERE {where} ORDER BY {RANK} LIMIT {k}"
+        if k >= total:
+            full = f"SELECT {COLUMNS} FROM samples AS s WHERE {where}"
+            return Plan(full, self.params, total, full)
+        threshold = _threshold(k, total)
+        sql = f"SELECT {COLUMNS} FROM samples AS s WHERE {where} AND {RANK} < {threshold} ORDER BY {RANK} LIMIT {k}"
+        return Plan(sql, self.params, k, exact)
+
+    def balanced(self, where: str, group: str, counts: dict, target: int) -> Plan:
+        """The same number from every group (fewer where a group has fewer), chosen by the seeded hash."""
+        if not counts:
+            return self.smallest(where, 0, 0)
+        quota = math.ceil(target / len(counts))
+        keys = sorted(counts)
+        self.params |= {"groups": keys, "thresholds": [_threshold(quota, counts[g]) for g in keys]}
+        size = sum(min(quota, n) for n in counts.values())
+        select = f"SELECT {COLUMNS} FROM samples AS s WHERE {where}"
+        order = f"ORDER BY {group}, {RANK} LIMIT {quota} BY {group}"
+        cut = f"{RANK} < transform({group}, {{groups:Array(Int64)}}, {{thresholds:Array(UInt64)}}, toUInt64(0))"
+        return Plan(f"{select} AND {cut} {order}", self.params, size, f"{select} {order}")
+
+
+def _threshold(k: int, n: int) -> int:
+    """A hash bound that k of n uniform 64-bit hashes fall under, bar a 7-sigma miss."""
+    if n == 0 or k >= n:
+        return 2**64 - 1
+    p = k / n
+    return min(2**64 - 1, math.ceil((p + 7 * math.sqrt(p * (1 - p) / n) + 1e-12) * 2**64))
+
+
+def plan_selection(
+    store: MetadataStore, strategy: Strategy, *, pipeline_id: str, dataset: str, trigger_index: int, seed: int
+) -> Plan:
+    """How to select the trigger's training set: SQL over `samples` (rows in no particular order)."""
+    planner = _Planner(store, pipeline_id, dataset, trigger_index, seed)
+    if isinstance(strategy, FreshnessSamplingStrategy):
+        return _freshness(planner, strategy)
+    where, triggers = planner.window(strategy.tail_triggers, trigger_index)
+    group = None
+    if isinstance(strategy, CoresetStrategy) and strategy.presampling_config.strategy == "LabelBalanced":
+        group = f"ifNull(s.label, {NULL_LABEL})"
+    elif isinstance(strategy, CoresetStrategy) and strategy.presampling_config.strategy == "TriggerBalanced":
+        # A sample's trigger is the first in the window whose "data up to" holds it (those sets are nested).
+        cases = [f"{planner.upto(j)}, {j}" for j in triggers[:-1]]
+        group = f"toInt64(multiIf({', '.join([*cases, str(triggers[-1])])}))" if cases else f"toInt64({triggers[-1]})"
+    counts = planner.count(where, group)  # per group when balancing: one pass gives both
+    total = sum(counts.values())
+    if isinstance(strategy, NewDataStrategy):
+        k = total if strategy.limit == -1 else min(strategy.limit, total)
+        if strategy.limit_reset == "lastX" and k < total:
+            sql = f"SELECT {COLUMNS} FROM samples AS s WHERE {where} ORDER BY s.event_time DESC, s.key DESC LIMIT {k}"
+            return Plan(sql, planner.params, k, sql)
+        return planner.smallest(where, k, total)
+    config = strategy.presampling_config
+    target = total if config.strategy == "No" else total * config.ratio // config.ratio_max
+    target = target if strategy.limit == -1 else min(strategy.limit, target)
+    if config.strategy in ("No", "Random"):
+        return planner.smallest(where, target, total)
+    if group is not None:
+        return planner.balanced(where, group, counts, target)
+    if config.strategy == "RandomNoReplacement":
+        # Least-used first: no sample is drawn a (k+1)-th time before every candidate was drawn k times.
+        uses = (
+            "SELECT kafka_partition, kafka_offset, count() AS uses FROM training_sets WHERE pipeline_id = "
+            "{pipeline:String} AND trigger_index < {trigger:UInt32} GROUP BY kafka_partition, kafka_offset"
+        )
+        sql = (
+            f"SELECT {COLUMNS} FROM samples AS s LEFT JOIN ({uses}) AS u ON s.kafka_partition = u.kafka_partition "
+            f"AND s.kafka_offset = u.kafka_offset WHERE {where} ORDER BY u.uses, {RANK} LIMIT {target}"
+        )
+        return Plan(sql, planner.params, target, sql)
+    raise SelectionError(f"presampling strategy {config.strategy} is not implemented")
+
+
+def _freshness(planner: _Planner, strategy: FreshnessSamplingStrategy) -> Plan:
+    """`unused_data_ratio` of the set from this trigger's new data, the rest from data trained on before."""
+    new_where, _ = planner.window(0, planner.index)
+    new_count = planner.count(new_where)[None]
+    total = new_count if strategy.limit == -1 else strategy.limit
+    fresh = min(new_count, round(total * strategy.unused_data_ratio))
+    new = planner.smallest(new_where, fresh, new_count)
+    if planner.index == 0:
+        return new
+    used_where, _ = planner.window(None, planner.index - 1)
+    used_count = planner.count(used_where)[None]
+    used = planner.smallest(used_where, min(total - fresh, used_count), used_count)
+    union = "SELECT * FROM ({}) UNION ALL SELECT * FROM ({})"
+    return Plan(
+        union.format(new.sql, used.sql),
+        planner.params,
+        new.size + used.size,
+        union.format(new.exact_sql, used.exact_sql),
+    )
+
+
+def _run(plan: Plan, execute: Callable[[str], int]) -> None:
+    """Execute the plan; if the hash threshold let too few rows through (never seen in practice), go exact."""
+    if execute(plan.sql) != plan.size:
+        log.warning("selection: hash threshold kept fewer than %d rows; selecting without it", plan.size)
+        execute(plan.exact_sql)
 
 
 def select(store: MetadataStore, strategy: Strategy, **where) -> TrainingSet:
     """The training set as Python lists (for inspection and tests; services use `materialize`)."""
-    sql, params = selection_sql(store, strategy, **where)
-    rows = store.query(
-        f"SELECT kafka_partition, kafka_offset, key, label FROM ({sql}) ORDER BY kafka_partition, kafka_offset", params
-    )
+    plan = plan_selection(store, strategy, **where)
+    rows: list[tuple] = []
+
+    def execute(sql: str) -> int:
+        columns = "kafka_partition, kafka_offset, key, label"
+        rows[:] = store.query(f"SELECT {columns} FROM ({sql}) ORDER BY kafka_partition, kafka_offset", plan.params)
+        return len(rows)
+
+    _run(plan, execute)
     return TrainingSet(
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], [1.0] * len(rows)
     )
@@ -106,86 +228,25 @@ def select(store: MetadataStore, strategy: Strategy, **where) -> TrainingSet:
 def materialize(
     store: MetadataStore, strategy: Strategy, *, pipeline_id: str, dataset: str, trigger_index: int, seed: int
 ) -> int:
-    """Write the trigger's set into `training_sets` (replacing a partial earlier attempt); return its size.
+    """Write the trigger's set into `training_sets` (replacing an earlier attempt); return its size.
 
     The set never passes through Python, so the selector's memory does not grow with it.
     """
-    where = {"pipeline": pipeline_id, "trigger": trigger_index}
     scope = "pipeline_id = {pipeline:String} AND trigger_index = {trigger:UInt32}"
-    if store.query(f"SELECT count() FROM training_sets WHERE {scope}", where)[0][0]:
-        store.command(f"DELETE FROM training_sets WHERE {scope}", where)  # a retry after a crash mid-way
-    sql, params = selection_sql(
+    plan = plan_selection(
         store, strategy, pipeline_id=pipeline_id, dataset=dataset, trigger_index=trigger_index, seed=seed
     )
-    store.command(
-        "INSERT INTO training_sets (pipeline_id, trigger_index, kafka_partition, kafka_offset, key, label, weight, "
-        f"event_time) SELECT {{pipeline:String}}, {{trigger:UInt32}}, kafka_partition, kafka_offset, key, label, 1.0, "
-        f"event_time FROM ({sql})",
-        params,
-    )
-    return int(store.query(f"SELECT count() FROM training_sets WHERE {scope}", where)[0][0])
 
-
-def _limit(base: str, strategy: NewDataStrategy, rank: str) -> str:
-    if strategy.limit == -1:
-        return base
-    if strategy.limit_reset == "lastX":
-        return f"SELECT * FROM ({base}) AS s ORDER BY s.event_time DESC, s.key DESC LIMIT {strategy.limit}"
-    return f"SELECT * FROM ({base}) AS s ORDER BY {rank} LIMIT {strategy.limit}"
-
-
-def _presample(base: str, strategy: CoresetStrategy, rank: str) -> str:
-    config = strategy.presampling_config
-    target = f"toUInt64(floor((SELECT count() FROM ({base})) * {config.ratio} / {config.ratio_max}))"
-    if strategy.limit != -1:
-        target = f"least({target}, {strategy.limit})"
-    if config.strategy == "No":
-        return base if strategy.limit == -1 else f"SELECT * FROM ({base}) AS s ORDER BY {rank} LIMIT {strategy.limit}"
-    if config.strategy == "Random":
-        return f"SELECT * FROM ({base}) AS s ORDER BY {rank} LIMIT {target}"
-    if config.strategy == "RandomNoReplacement":
-        # Least-used first: no sample is drawn a (k+1)-th time before every candidate was drawn k times.
-        uses = (
-            "SELECT kafka_partition, kafka_offset, count() AS uses FROM training_sets WHERE pipeline_id = "
-            "{pipeline:String} AND trigger_index < {trigger:UInt32} GROUP BY kafka_partition, kafka_offset"
+    def execute(sql: str) -> int:
+        if store.query(f"SELECT count() FROM training_sets WHERE {scope}", plan.params)[0][0]:
+            store.command(f"DELETE FROM training_sets WHERE {scope}", plan.params)  # a retry, or the exact rerun
+        store.command(
+            "INSERT INTO training_sets (pipeline_id, trigger_index, kafka_partition, kafka_offset, key, label, "
+            "weight, event_time) SELECT {pipeline:String}, {trigger:UInt32}, kafka_partition, kafka_offset, key, "
+            f"label, 1.0, event_time FROM ({sql})",
+            plan.params,
         )
-        return (
-            f"SELECT s.* FROM ({base}) AS s LEFT JOIN ({uses}) AS u ON s.kafka_partition = u.kafka_partition "
-            f"AND s.kafka_offset = u.kafka_offset ORDER BY u.uses, {rank} LIMIT {target}"
-        )
-    if config.strategy == "LabelBalanced":
-        return _balanced(base, "s.label", target, rank)
-    if config.strategy == "TriggerBalanced":
-        # Each sample's trigger is the first whose "data up to" holds it (those sets are nested).
-        bounds = (
-            "(SELECT arrayMap(t -> t.2, arraySort(groupArray((trigger_index, (snapshot_partitions, "
-            "snapshot_offsets, boundary_event_time, boundary_key))))) FROM triggers FINAL "
-            "WHERE pipeline_id = {pipeline:String} AND trigger_index <= {trigger:UInt32})"
-        )
-        first = f"arrayFirstIndex(b -> {_upto_of('b.1', 'b.2', 'b.3', 'b.4')}, {bounds})"
-        return _balanced(base, first, target, rank)
-    raise SelectionError(f"presampling strategy {config.strategy} is not implemented")
+        return int(store.query(f"SELECT count() FROM training_sets WHERE {scope}", plan.params)[0][0])
 
-
-def _balanced(base: str, group: str, target: str, rank: str) -> str:
-    """The same number from every group (fewer where a group has fewer), chosen by the seeded hash."""
-    per_group = f"toUInt64(ceil({target} / (SELECT uniqExact({group}) FROM ({base}) AS s)))"
-    return (
-        f"SELECT * EXCEPT nth FROM (SELECT s.*, row_number() OVER (PARTITION BY {group} ORDER BY {rank}) AS nth "
-        f"FROM ({base}) AS s) WHERE nth <= {per_group}"
-    )
-
-
-def _freshness(strategy: FreshnessSamplingStrategy, trigger_index: int, rank: str) -> tuple[str, dict]:
-    """`unused_data_ratio` of the set from this trigger's new data, the rest from data trained on before."""
-    new, params = _data(0, trigger_index, "new_")
-    if trigger_index == 0:
-        return new, params
-    used, used_params = _data(None, trigger_index - 1, "used_")
-    total = str(strategy.limit) if strategy.limit != -1 else f"(SELECT count() FROM ({new}))"
-    fresh = f"least((SELECT count() FROM ({new})), toUInt64(round({total} * {strategy.unused_data_ratio})))"
-    return (
-        f"SELECT * FROM (SELECT * FROM ({new}) AS s ORDER BY {rank} LIMIT {fresh}) "
-        f"UNION ALL SELECT * FROM (SELECT * FROM ({used}) AS s ORDER BY {rank} LIMIT toUInt64({total} - {fresh}))",
-        {**params, **used_params},
-    )
+    _run(plan, execute)
+    return plan.size

@@ -130,3 +130,13 @@ def test_random_no_replacement_draws_unused_samples_first(store):
 def test_unknown_trigger_is_clear(store):
     with pytest.raises(SelectionError, match="pipeline p: no trigger 9 in ClickHouse triggers"):
         select(store, NewDataStrategy(name="NewDataStrategy"), pipeline_id="p", dataset="d", trigger_index=9, seed=0)
+
+
+def test_a_hash_threshold_that_lets_too_few_rows_through_falls_back_to_the_exact_set(store, monkeypatch):
+    from modyn_stream.selection import strategies
+
+    random = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "Random", "ratio": 30})
+    balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "LabelBalanced", "ratio": 40})
+    expected = [keys(store, random, 2, seed=7), keys(store, balanced, 2, seed=7)]
+    monkeypatch.setattr(strategies, "_threshold", lambda k, n: 1)  # almost no hash is below 1
+    assert [keys(store, random, 2, seed=7), keys(store, balanced, 2, seed=7)] == expected

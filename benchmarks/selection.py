@@ -1,0 +1,138 @@
+"""Building a training set on 10 million sample rows, beside ClickHouse scanning those rows, in one run.
+
+Setup: an embedded ClickHouse (chDB) with N sample rows over 4 partitions (half the rows have
+label 0, the rest labels 1-9, so label balancing has work to do) and one trigger holding them all.
+Each selection is what the selector service does for a TriggerEvent: plan (counts), INSERT ...
+SELECT into `training_sets`, then the Arrow manifest file. Selections: uniform 10% presample
+(CoresetStrategy Random), label-balanced 10% (LabelBalanced), all data (NewDataStrategy).
+Baseline: ClickHouse alone reading the columns a selection needs from all N rows.
+
+Each measurement runs in its own process, so its peak RSS is its own; with chDB the ClickHouse
+engine lives in that process too. "Arrow peak" is the most the selector's own buffers held
+(pyarrow's allocator), which is what must not grow with the set.
+Target (issue 4): under 1 s per selection for 10M rows.
+Usage: python benchmarks/selection.py [--rows 10000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._report import report
+
+SELECTIONS = {
+    "uniform 10% presample": {"name": "CoresetStrategy", "presampling_config": {"strategy": "Random", "ratio": 10}},
+    "label-balanced 10%": {"name": "CoresetStrategy", "presampling_config": {"strategy": "LabelBalanced", "ratio": 10}},
+    "all data": {"name": "NewDataStrategy"},
+}
+
+
+def _store(path: str):
+    from modyn_stream.metadata import MetadataStore
+
+    return MetadataStore(f"chdb://{path}", "bench")
+
+
+def load(path: str, rows: int) -> None:
+    store = _store(path)
+    store.migrate()
+    store.command(
+        "INSERT INTO samples (dataset, key, event_time, label, topic, kafka_partition, kafka_offset, payload_size, "
+        "ingested_at) SELECT 'bench', leftPad(toString(number), 10, '0'), toDateTime64(number / 1000, 3), "
+        f"if(number % 2 = 0, 0, number % 10), 'bench', number % 4, intDiv(number, 4), 32, now64(3) FROM numbers({rows})"
+    )
+
+
+def scan(path: str, repeat: int) -> dict:
+    store = _store(path)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        store.query(
+            "SELECT count(), sum(length(key)), sum(label), sum(kafka_offset), max(event_time), max(kafka_partition) "
+            "FROM samples WHERE dataset = 'bench'"
+        )
+        times.append(time.perf_counter() - started)
+    return {"seconds": min(times), "rss": _rss_mib()}
+
+
+def selection(path: str, name: str, rows: int, repeat: int, artifacts: str) -> dict:
+    import pyarrow as pa
+
+    from modyn_stream.pipeline.config import PipelineConfig
+    from modyn_stream.selection.manifest import write_manifest
+    from modyn_stream.selection.strategies import materialize
+
+    store = _store(path)
+    strategy = PipelineConfig.model_fields["selection_strategy"].annotation
+    from pydantic import TypeAdapter
+
+    strategy = TypeAdapter(strategy).validate_python(SELECTIONS[name])
+    best = None
+    for rep in range(repeat):
+        pid = f"{name.split()[0]}-{rep}"  # a fresh trigger each time: nothing to replace
+        store.insert("triggers", {
+            "pipeline_id": [pid], "trigger_index": [0], "dataset": ["bench"], "boundary_event_time": [rows],
+            "boundary_key": ["9" * 10], "num_new_samples": [rows], "reason": ["bench"], "fired_at": [0],
+            "snapshot_partitions": [[0, 1, 2, 3]], "snapshot_offsets": [[rows] * 4], "watermark": [None],
+        })  # fmt: skip
+        started = time.perf_counter()
+        size = materialize(store, strategy, pipeline_id=pid, dataset="bench", trigger_index=0, seed=rep)
+        selected = time.perf_counter()
+        write_manifest(store, pid, 0, Path(artifacts) / f"{pid}.arrow")
+        done = time.perf_counter()
+        run = {"rows": size, "select": selected - started, "manifest": done - selected, "total": done - started}
+        best = run if best is None or run["total"] < best["total"] else best
+    return {**best, "rss": _rss_mib(), "arrow": pa.default_memory_pool().max_memory() / 2**20}
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _in_child(function, *args):
+    """Run `function(*args)` in a fresh process (one chDB engine each, its own peak RSS)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-selection-") as tmp:
+        path, artifacts = f"{tmp}/ch", f"{tmp}/artifacts"
+        Path(artifacts).mkdir()
+        started = time.perf_counter()
+        _in_child(load, path, args.rows)
+        print(f"{args.rows:,} sample rows generated in {time.perf_counter() - started:.1f} s")
+        base = _in_child(scan, path, args.repeat)
+        rows = [{"work": "ClickHouse scan of the rows (baseline)", "set rows": "-", "select s": "-",
+                 "manifest s": "-", "total s": base["seconds"], "vs scan": "1.0", "peak RSS MiB": base["rss"],
+                 "Arrow peak MiB": "-"}]  # fmt: skip
+        for name in SELECTIONS:
+            result = _in_child(selection, path, name, args.rows, args.repeat, artifacts)
+            rows.append({
+                "work": name, "set rows": f"{result['rows']:,}", "select s": result["select"],
+                "manifest s": result["manifest"], "total s": result["total"],
+                "vs scan": f"{result['total'] / base['seconds']:.1f}", "peak RSS MiB": result["rss"],
+                "Arrow peak MiB": result["arrow"],
+            })  # fmt: skip
+    report("selection", rows)
+    slow = [r["work"] for r in rows[1:] if r["total s"] >= 1.0]
+    print(
+        f"target: < 1 s per selection of {args.rows:,} rows: {'met' if not slow else 'NOT met by ' + ', '.join(slow)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
