@@ -122,3 +122,44 @@ def selector(
             if service.step():
                 status.update(f"selector: {service.selected:,} training sets, {service.dead_letters:,} dead letters")
     err.print(f"selector stopped: {service.selected:,} training sets, {service.dead_letters:,} dead letters")
+
+
+@app.command()
+def trainer(
+    metadata_url: str = MetadataUrl,
+    database: str = typer.Option("modyn", help="ClickHouse database."),
+    artifacts: Path = typer.Option(
+        Path(".modyn-stream/artifacts"), envvar="MODYN_ARTIFACTS_ROOT", help="Artifact store root (manifests, models)."
+    ),
+    cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (data reused by later triggers)."),
+    instance: str = typer.Option("0", help="Instance id, unique per running trainer (its transactional id)."),
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
+) -> None:
+    """Train a model version per TrainingSetEvent: payloads fetched from Kafka by offset, PyTorch, the model store."""
+    from modyn_stream.artifacts import ArtifactStore
+    from modyn_stream.kafka.connect import connected
+    from modyn_stream.kafka.consumer import ShutdownFlag
+    from modyn_stream.metadata import MetadataStore
+    from modyn_stream.metadata.store import embedded_url
+    from modyn_stream.training.service import TrainerService
+
+    store = MetadataStore(metadata_url or embedded_url(), database)
+    shutdown = ShutdownFlag()
+    with (
+        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        shutdown.on_signals(),
+        TrainerService(
+            settings, store, ArtifactStore(artifacts), instance=instance, cache_bytes=cache_mib << 20
+        ) as service,
+        err.status("trainer: waiting for training sets ...") as status,
+    ):
+        while not shutdown.is_set:
+            if service.step() and service.last_event:
+                last = service.last_event
+                loss = last["final_loss"] or 0.0
+                status.update(
+                    f"trainer: {service.trained:,} models (last {last['model_id']}, loss {loss:.4f}), "
+                    f"{service.dead_letters:,} dead letters"
+                )
+    err.print(f"trainer stopped: {service.trained:,} models, {service.dead_letters:,} dead letters")

@@ -39,13 +39,16 @@ class TransactionalProcessor:
         max_batch: int = 500,
         poll_timeout_s: float = 1.0,
         commit_retries: int = 5,
+        consumer_overrides: dict | None = None,
     ) -> None:
         self.transform = transform
         self.max_batch = max_batch
         self.poll_timeout_s = poll_timeout_s
         self.commit_retries = commit_retries
         self.transactional_id = transactional_id
-        self.consumer = BatchConsumer(settings, group_id, isolation_level="read_committed")
+        self.consumer = BatchConsumer(
+            settings, group_id, isolation_level="read_committed", overrides=consumer_overrides
+        )
         self.producer = EventProducer(settings, transactional_id=transactional_id)
         self._initialised = False
         self._input_topics = list(input_topics)

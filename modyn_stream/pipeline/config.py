@@ -35,6 +35,13 @@ class PipelineInfo(Strict):
 class ModelSection(Strict):
     id: Annotated[str, Field(min_length=1, description="A registered model id, or module:Class (trusted).")]
     config: dict[str, Any] = Field(default_factory=dict)
+    trusted: bool = Field(False, description="Allow a module:Class id (imports the code named here).")
+
+    @model_validator(mode="after")
+    def _no_code(self) -> ModelSection:
+        if ":" in self.id and not self.trusted:
+            raise ValueError("a module:Class model id imports code: set model.trusted: true to allow it")
+        return self
 
 
 class FullModelStrategy(Strict):

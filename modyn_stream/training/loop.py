@@ -1,0 +1,173 @@
+"""The training loop: optimizers, criterion, scheduler and AMP from Modyn's `training` section.
+
+Data arrives in chunks (manifest order) from a background loader. The first epoch trains on each
+chunk as it arrives, shuffled within the chunk, so loading overlaps training; later epochs shuffle
+the whole set. Every shuffle comes from a generator seeded by (seed, trigger, epoch) and chunk
+boundaries depend only on the manifest, so the same seed and manifest give the same weights on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from modyn_stream.pipeline.config import LrScheduler, OptimizationCriterion, OptimizerConfig, TrainingSection
+from modyn_stream.training.exceptions import TrainingError
+
+Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, labels, per-sample weights
+
+
+@dataclass
+class TrainOutcome:
+    epochs: int = 0
+    samples_passed: int = 0
+    final_loss: float | None = None
+    losses: list[float] = field(default_factory=list)  # every `record_loss_every` batches
+    train_s: float = 0.0
+
+
+def build_optimizers(model: nn.Module, configs: list[OptimizerConfig]) -> dict[str, torch.optim.Optimizer]:
+    optimizers = {}
+    for config in configs:
+        groups = []
+        for group in config.param_groups:
+            module = model if group.module == "model" else getattr(model, group.module, None)
+            if not isinstance(module, nn.Module):
+                raise TrainingError(f"optimizer {config.name}: the model has no submodule {group.module!r}")
+            groups.append({"params": list(module.parameters()), **group.config})
+        try:
+            optimizers[config.name] = getattr(torch.optim, config.algorithm)(groups)
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"optimizer {config.name} ({config.algorithm}): {exc}") from None
+    return optimizers
+
+
+def build_criterion(config: OptimizationCriterion) -> nn.Module:
+    try:
+        return getattr(nn, config.name)(reduction="none", **config.config)
+    except TypeError as exc:
+        raise TrainingError(f"optimization_criterion {config.name}: {exc}") from None
+
+
+def build_scheduler(config: LrScheduler | None, optimizers: dict, steps_per_epoch: int, epochs: int):
+    if config is None:
+        return []
+    options = dict(config.config)
+    if config.name == "OneCycleLR":
+        options.setdefault("total_steps", max(1, steps_per_epoch * epochs if config.step_every == "batch" else epochs))
+    try:
+        return [
+            getattr(torch.optim.lr_scheduler, config.name)(optimizers[name], **options) for name in config.optimizers
+        ]
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"lr_scheduler {config.name}: {exc}") from None
+
+
+def train(
+    model: nn.Module,
+    chunks: Iterable[Chunk],
+    config: TrainingSection,
+    *,
+    trigger_index: int,
+    num_samples: int,
+    device: torch.device,
+) -> TrainOutcome:
+    seed = (config.seed or 0) * 1_000_003 + trigger_index
+    model.to(device).train()
+    optimizers = build_optimizers(model, config.optimizers)
+    criterion = build_criterion(config.optimization_criterion)
+    per_epoch = num_samples // config.batch_size if config.drop_last_batch else -(-num_samples // config.batch_size)
+    schedulers = build_scheduler(config.lr_scheduler, optimizers, per_epoch, config.epochs_per_trigger)
+    per_batch = config.lr_scheduler is not None and config.lr_scheduler.step_every == "batch"
+    amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    budget = (
+        config.num_samples_to_pass[min(trigger_index, len(config.num_samples_to_pass) - 1)]
+        if config.num_samples_to_pass
+        else None
+    )
+    outcome, seen, batches = TrainOutcome(), [], 0
+    started = time.perf_counter()
+    for epoch in range(config.epochs_per_trigger):
+        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+        source = (
+            _first_epoch(chunks, seen, generator, config.shuffle)
+            if epoch == 0
+            else _later_epoch(seen, generator, config.shuffle)
+        )
+        for x, y, w in _batches(source, config.batch_size, config.drop_last_batch):
+            x, y, w = x.to(device, non_blocking=True), y.to(device, non_blocking=True), w.to(device, non_blocking=True)
+            for optimizer in optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=amp):
+                output = model(x)
+                loss = (
+                    criterion(output, _target(y, config.optimization_criterion, output)).reshape(len(x), -1).mean(1) * w
+                ).mean()
+            scaler.scale(loss).backward()
+            for optimizer in optimizers.values():
+                scaler.step(optimizer)
+            scaler.update()
+            if per_batch:
+                for scheduler in schedulers:
+                    scheduler.step()
+            batches += 1
+            outcome.samples_passed += len(x)
+            outcome.final_loss = float(loss.detach())
+            if config.record_loss_every and batches % config.record_loss_every == 0:
+                outcome.losses.append(outcome.final_loss)
+            if budget is not None and outcome.samples_passed >= budget:
+                break
+        if not per_batch:
+            for scheduler in schedulers:
+                scheduler.step()
+        outcome.epochs = epoch + 1
+        if budget is not None and outcome.samples_passed >= budget:
+            break
+    outcome.train_s = time.perf_counter() - started
+    return outcome
+
+
+def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Tensor) -> torch.Tensor:
+    if criterion.name == "CrossEntropyLoss":
+        return y.long()
+    return y.to(output.dtype).reshape(output.shape)
+
+
+def _first_epoch(chunks: Iterable[Chunk], seen: list, generator, shuffle: bool) -> Iterator[Chunk]:
+    for x, y, w in chunks:
+        seen.append((x, y, w))
+        if shuffle:
+            order = torch.randperm(len(x), generator=generator)
+            x, y, w = x[order], y[order], w[order]
+        yield x, y, w
+
+
+def _later_epoch(seen: list, generator, shuffle: bool) -> Iterator[Chunk]:
+    if not seen:
+        return
+    x, y, w = (torch.cat(parts) for parts in zip(*seen, strict=True))
+    order = torch.randperm(len(x), generator=generator) if shuffle else torch.arange(len(x))
+    yield x[order], y[order], w[order]
+
+
+def _batches(chunks: Iterable[Chunk], size: int, drop_last: bool) -> Iterator[Chunk]:
+    """Fixed-size batches across chunk boundaries."""
+    pending: list[Chunk] = []
+    count = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        count += len(chunk[0])
+        if count < size:
+            continue
+        x, y, w = (torch.cat(parts) for parts in zip(*pending, strict=True))
+        full = len(x) - len(x) % size
+        for start in range(0, full, size):
+            yield x[start : start + size], y[start : start + size], w[start : start + size]
+        pending, count = ([(x[full:], y[full:], w[full:])], len(x) - full) if full < len(x) else ([], 0)
+    if count and not drop_last:
+        yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))

@@ -1,0 +1,153 @@
+"""Models by id: MLP, SmallCNN, ResNet18, TabularDLRM; or `module:Class` from a trusted config.
+
+Every model takes its YAML `model.config` as keyword arguments.
+
+>>> model = build_model("MLP", {"in_features": 4, "num_classes": 3, "hidden": [8]})
+>>> model(torch.zeros(2, 4)).shape
+torch.Size([2, 3])
+>>> build_model("SmallCNN", {"num_classes": 10, "in_channels": 1})(torch.zeros(5, 1, 8, 8)).shape
+torch.Size([5, 10])
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from difflib import get_close_matches
+
+import torch
+from torch import nn
+
+from modyn_stream.training.exceptions import TrainingError
+
+
+class MLP(nn.Module):
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (64, 64), dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks and a linear head: enough for 8x8 to 32x32 digit-like images."""
+
+    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+        )  # fmt: skip
+        self.head = nn.Linear(8 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, inputs: int, outputs: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(outputs)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or inputs != outputs:
+            self.shortcut = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 (He et al. 2016); `small_input` swaps the 7x7/stride-2 stem for 3x3 (CIFAR-sized images)."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, small_input: bool = True):
+        super().__init__()
+        if small_input:
+            stem = [nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+        else:
+            stem = [
+                nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(),
+                nn.MaxPool2d(3, 2, 1),
+            ]
+        blocks, width = [], 64
+        for outputs, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
+            blocks.append(_BasicBlock(width, outputs, stride))
+            width = outputs
+        self.body = nn.Sequential(*stem, *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+class TabularDLRM(nn.Module):
+    """DLRM-style: dense features through an MLP, categorical ones through embeddings, pairwise dot interactions.
+
+    Input: float rows of `num_dense` dense values followed by one category id per entry of `cardinalities`.
+    """
+
+    def __init__(
+        self, num_dense: int, cardinalities: Sequence[int], num_classes: int, embedding_dim: int = 16,
+        hidden: Sequence[int] = (64,),
+    ):  # fmt: skip
+        super().__init__()
+        self.num_dense = num_dense
+        self.bottom = nn.Sequential(nn.Linear(num_dense, embedding_dim), nn.ReLU())
+        self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim) for c in cardinalities)
+        fields = 1 + len(cardinalities)
+        width = embedding_dim + fields * (fields - 1) // 2
+        layers: list[nn.Module] = []
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.top = nn.Sequential(*layers, nn.Linear(width, num_classes))
+        self._pairs = torch.triu_indices(fields, fields, offset=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dense = self.bottom(x[:, : self.num_dense])
+        ids = x[:, self.num_dense :].long()
+        vectors = torch.stack([dense, *(emb(ids[:, i]) for i, emb in enumerate(self.embeddings))], dim=1)
+        dots = torch.bmm(vectors, vectors.transpose(1, 2))[:, self._pairs[0], self._pairs[1]]
+        return self.top(torch.cat([dense, dots], dim=1))
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "MLP": MLP,
+    "SmallCNN": SmallCNN,
+    "ResNet18": ResNet18,
+    "TabularDLRM": TabularDLRM,
+}
+
+
+def build_model(model_id: str, config: dict, *, trusted: bool = False) -> nn.Module:
+    if ":" in model_id:
+        if not trusted:
+            raise TrainingError(f"model {model_id}: module:Class imports code; set model.trusted: true")
+        module_name, _, attribute = model_id.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise TrainingError(f"model {model_id}: cannot import: {exc}") from None
+    elif model_id in MODELS:
+        factory = MODELS[model_id]
+    else:
+        near = get_close_matches(model_id, MODELS, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else f"; known: {', '.join(MODELS)}"
+        raise TrainingError(f"unknown model {model_id!r}{hint}")
+    try:
+        return factory(**config)
+    except TypeError as exc:
+        raise TrainingError(f"model {model_id}: bad config {config}: {exc}") from None

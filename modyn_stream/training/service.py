@@ -1,0 +1,210 @@
+"""The trainer service: one model version per TrainingSetEvent, exactly once.
+
+Consume-transform-produce in Kafka transactions, one event per transaction: the
+ModelVersionEvent and the TrainingSetEvent's offset commit together. What happens before the
+commit is repeatable: the model's id and path are functions of (pipeline, trigger), the file is
+replaced atomically and the `models` row is keyed by (pipeline, trigger), so a trainer killed
+mid-training retrains that trigger on restart and still leaves one version. A training set that
+cannot be used (manifest missing or altered, a payload offset missing or wrong) goes to the
+dead-letter topic with the reason; the trainer carries on with the next trigger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from confluent_kafka import Message
+
+from modyn_stream.artifacts import ArtifactError, ArtifactStore, verified
+from modyn_stream.events import EventCodec, EventDecodeError
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.dlq import dead_letter_record
+from modyn_stream.kafka.producer import OutgoingRecord
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
+from modyn_stream.kafka.transactions import TransactionalProcessor
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.pipeline.registry import registered_pipeline
+from modyn_stream.selection.manifest import read_manifest
+from modyn_stream.training.decoders import build_decoder
+from modyn_stream.training.exceptions import TrainingError
+from modyn_stream.training.fetch import PayloadFetcher
+from modyn_stream.training.loader import ChunkLoader
+from modyn_stream.training.loop import train
+from modyn_stream.training.model_store import load_model, model_path, save_model
+from modyn_stream.training.models import build_model
+
+log = logging.getLogger(__name__)
+
+
+class TrainerService:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        store: MetadataStore,
+        artifacts: ArtifactStore,
+        *,
+        instance: str = "0",
+        cache_bytes: int = 512 << 20,
+        fault: Callable[[str], None] = lambda point: None,
+    ) -> None:
+        self.settings = settings
+        self.names = TopicNames(settings.namespace)
+        self.store = store
+        self.artifacts = artifacts
+        self.fault = fault  # crash-injection points for tests: after_store
+        self.codec = EventCodec.for_settings(settings)
+        TopicAdmin(settings).ensure(project_topic_specs(self.names))
+        store.migrate()
+        self.processor = TransactionalProcessor(
+            settings,
+            group_id=f"{settings.namespace}.trainer",
+            transactional_id=f"{settings.namespace}.trainer.{instance}",
+            input_topics=[self.names.training_sets],
+            transform=self._transform,
+            max_batch=1,
+            consumer_overrides={"max.poll.interval.ms": 6 * 3600 * 1000},  # training one trigger may take hours
+        )
+        self.cache_bytes = cache_bytes
+        self._fetchers: dict[str, PayloadFetcher] = {}  # per dataset topic; their caches live across triggers
+        self.trained = 0
+        self.dead_letters = 0
+        self.last_event: dict | None = None
+
+    def step(self) -> int:
+        if done := self.processor.process_batch():
+            dead = sum(record.topic == self.names.dlq for record in self._outputs)
+            self.dead_letters += dead
+            self.trained += len(self._outputs) - dead
+        return done
+
+    def _transform(self, messages: Sequence[Message]) -> list[OutgoingRecord]:
+        self._outputs = [self._train(msg) for msg in messages]
+        return self._outputs
+
+    def _train(self, msg: Message) -> OutgoingRecord:
+        try:
+            decoded = self.codec.decode(msg.value())
+        except EventDecodeError as exc:
+            return self._dead_letter(msg, str(exc))
+        if decoded.name != "TrainingSetEvent":
+            return self._dead_letter(msg, f"expected a TrainingSetEvent, got a {decoded.name}")
+        event = decoded.record
+        pid, index = event["pipeline_id"], event["trigger_index"]
+        config = registered_pipeline(self.store, pid)
+        if config is None:
+            return self._dead_letter(msg, f"training set {pid}#{index}: pipeline {pid} is not registered")
+        try:
+            out = self.train_version(config, event)
+        except (TrainingError, ArtifactError) as exc:
+            return self._dead_letter(msg, f"training set {pid}#{index}: {exc}")
+        self.last_event = out
+        return OutgoingRecord(self.names.models, self.codec.encode("ModelVersionEvent", out), key=pid)
+
+    def train_version(self, config: PipelineConfig, event: dict) -> dict:
+        """Train and store the trigger's model; return its ModelVersionEvent."""
+        pid, index = event["pipeline_id"], event["trigger_index"]
+        started = time.perf_counter()
+        manifest = read_manifest(verified(event["manifest_uri"], event["manifest_sha256"]))
+        training = config.training
+        torch.manual_seed(training.seed or 0)  # the same initial weights for the same seed
+        model = build_model(config.model.id, config.model.config, trusted=config.model.trusted)
+        parent = self._parent(pid, index) if training.use_previous_model else None
+        if parent is not None:
+            model.load_state_dict(load_model(parent[1], parent[2])[0])
+        elif training.initial_model == "pretrained":
+            model.load_state_dict(load_model(Path(training.initial_model_path).resolve().as_uri())[0])
+        data = config.data
+        decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trusted=data.trusted)
+        loader = ChunkLoader(self._fetcher(event["dataset"]), decoder, manifest)
+        try:
+            outcome = train(
+                model, loader, training, trigger_index=index, num_samples=manifest.num_rows,
+                device=_device(training.device),
+            )  # fmt: skip
+        finally:
+            loader.close()
+        stored = time.perf_counter()
+        path = model_path(self.artifacts, pid, index)
+        model_id = f"{pid}/{index}"
+        metadata = {
+            "model_id": model_id, "pipeline_id": pid, "trigger_index": index,
+            "parent_model_id": parent[0] if parent else None, "manifest_sha256": event["manifest_sha256"],
+            "model": config.model.id, "training_config_sha256": _config_hash(config),
+        }  # fmt: skip
+        sha = save_model(self.artifacts, path, model.state_dict(), metadata)
+        self.fault("after_store")
+        timings = {
+            "fetch": loader.fetch_s, "decode": loader.decode_s,
+            "train": outcome.train_s,
+            "store": time.perf_counter() - stored, "total": time.perf_counter() - started,
+        }  # fmt: skip
+        out = {
+            "pipeline_id": pid, "trigger_index": index, "model_id": model_id,
+            "parent_model_id": metadata["parent_model_id"],
+            "model_uri": ArtifactStore.uri(path), "model_sha256": sha, "manifest_sha256": event["manifest_sha256"],
+            "num_samples": manifest.num_rows, "epochs": outcome.epochs, "final_loss": outcome.final_loss,
+            "timings_s": timings, "created_at": int(time.time() * 1000),
+        }  # fmt: skip
+        self.store.insert(
+            "models",
+            {
+                **{k: [out[k]] for k in ("pipeline_id", "trigger_index", "model_id", "parent_model_id", "model_uri",
+                                         "model_sha256", "manifest_sha256", "num_samples", "epochs", "final_loss",
+                                         "created_at")},
+                "timings_s": [timings],
+            },
+        )  # fmt: skip
+        log.info(
+            "model %s: %d samples, %d epochs, loss %s", model_id, out["num_samples"], out["epochs"], out["final_loss"]
+        )
+        return out
+
+    def _parent(self, pid: str, index: int) -> tuple[str, str, str] | None:
+        rows = self.store.query(
+            "SELECT model_id, model_uri, model_sha256 FROM models FINAL WHERE pipeline_id = {p:String} "
+            "AND trigger_index < {i:UInt32} ORDER BY trigger_index DESC LIMIT 1",
+            {"p": pid, "i": index},
+        )
+        return tuple(rows[0]) if rows else None
+
+    def _fetcher(self, dataset: str) -> PayloadFetcher:
+        if dataset not in self._fetchers:
+            topic = self.names.samples(dataset)
+            self._fetchers[dataset] = PayloadFetcher(
+                self.settings, topic, codec=self.codec, cache_bytes=self.cache_bytes
+            )
+        return self._fetchers[dataset]
+
+    def _dead_letter(self, msg: Message, reason: str) -> OutgoingRecord:
+        log.warning("trainer: dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+        return dead_letter_record(self.names.dlq, msg, reason, stage="trainer")
+
+    def close(self) -> None:
+        self.processor.close()
+        for fetcher in self._fetchers.values():
+            fetcher.close()
+
+    def __enter__(self) -> TrainerService:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"training.device is {name}, but this machine has no CUDA device")
+    return device
+
+
+def _config_hash(config: PipelineConfig) -> str:
+    sections = config.model_dump(mode="json", include={"model", "training", "data"})
+    return hashlib.sha256(json.dumps(sections, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,131 @@
+"""The trainer service on real Kafka and ClickHouse (CPU): versions, warm start, determinism, bad payloads."""
+
+import uuid
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+import torch
+
+from modyn_stream.artifacts import ArtifactStore, sha256_file
+from modyn_stream.datasets.generators import generate
+from modyn_stream.events import EventCodec
+from modyn_stream.kafka.dlq import HEADER_REASON
+from modyn_stream.kafka.producer import EventProducer
+from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.loading import validate_data
+from modyn_stream.pipeline.registry import register_pipeline
+from modyn_stream.replay.publisher import TimestampPolicy, replay
+from modyn_stream.replay.sources import SampleSource
+from modyn_stream.selection.manifest import SCHEMA
+from modyn_stream.selection.service import SelectorService
+from modyn_stream.training.model_store import load_model
+from modyn_stream.training.service import TrainerService
+from modyn_stream.triggers.service import TriggerService
+from tests.selection.test_service_integration import crashes_at, read_all, run_until_idle
+from tests.triggers.test_service_integration import ingest_all, pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def digits_pipeline(dataset: str, **training):
+    config = pipeline(dataset, {"id": "DataAmountTrigger", "num_samples": 300}).model_dump(exclude_none=True)
+    config["training"] |= {"epochs_per_trigger": 1, "batch_size": 32, **training}
+    config["selection_strategy"] = {"name": "NewDataStrategy", "tail_triggers": 0}
+    validated, problems = validate_data(config)
+    assert not problems, problems
+    return validated
+
+
+@pytest.fixture
+def trained(kafka_settings, clickhouse_dsn, tmp_path):
+    """600 drifting digits replayed, ingested, triggered twice, selected and trained (crashing once)."""
+    store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
+    data = generate("digits-drift", samples=600, seed=3)
+    source = SampleSource([x.tobytes() for x in data.x], data.y, data.t, data.t, "digits")
+    replay(kafka_settings, "dig", source, TimestampPolicy("field"), partitions=2)
+    config = digits_pipeline("dig")
+    pid = register_pipeline(config, kafka_settings, store)
+    ingest_all(kafka_settings, store, "dig", 2, 600)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    run_until_idle(lambda: TriggerService(kafka_settings, store))
+    run_until_idle(lambda: SelectorService(kafka_settings, store, artifacts))
+    fault = crashes_at(1)  # killed after storing the first model, before committing its event
+    run_until_idle(lambda: TrainerService(kafka_settings, store, artifacts, fault=fault))
+    codec = EventCodec()
+    names = TopicNames(kafka_settings.namespace)
+    versions = sorted((codec.decode(m.value()).record for m in read_all(kafka_settings, names.models)),
+                      key=lambda e: e["trigger_index"])  # fmt: skip
+    sets = sorted((codec.decode(m.value()).record for m in read_all(kafka_settings, names.training_sets)),
+                  key=lambda e: e["trigger_index"])  # fmt: skip
+    return store, artifacts, pid, config, versions, sets
+
+
+def test_two_triggers_give_two_model_versions_exactly_once(trained):
+    store, _, pid, _, versions, _ = trained
+    assert [v["trigger_index"] for v in versions] == [0, 1], "one version per trigger despite the crash"
+    assert [v["parent_model_id"] for v in versions] == [None, f"{pid}/0"]
+    for version in versions:
+        state, metadata = load_model(version["model_uri"], version["model_sha256"])
+        assert metadata["model_id"] == version["model_id"] and "head.weight" in state
+        assert version["num_samples"] == 300 and version["epochs"] == 1 and version["final_loss"] > 0
+        assert set(version["timings_s"]) == {"fetch", "decode", "train", "store", "total"}
+    rows = store.query("SELECT trigger_index, model_sha256 FROM models FINAL WHERE pipeline_id = {p:String} "
+                       "ORDER BY trigger_index", {"p": pid})  # fmt: skip
+    assert rows == [(v["trigger_index"], v["model_sha256"]) for v in versions]
+
+
+def test_warm_start_begins_from_the_previous_weights_and_retraining_is_deterministic(kafka_settings, trained):
+    store, artifacts, _, config, versions, sets = trained
+    parent = load_model(versions[0]["model_uri"])[0]
+    data = config.model_dump(exclude_none=True)
+    data["training"]["optimizers"] = [{"algorithm": "SGD", "param_groups": [{"config": {"lr": 0.0}}]}]
+    frozen = validate_data(data)[0]
+    with TrainerService(kafka_settings, store, ArtifactStore(artifacts.root.parent / "other")) as service:
+        warm = service.train_version(frozen, sets[1])  # lr 0: the weights are exactly where training started
+        warm_state = load_model(warm["model_uri"])[0]
+        cold_config = frozen.model_copy(
+            update={"training": frozen.training.model_copy(update={"use_previous_model": False})}
+        )
+        cold_state = load_model(service.train_version(cold_config, sets[1])["model_uri"])[0]
+        again = service.train_version(config, sets[0])  # the same seed and manifest as version 0
+    learned = [name for name in parent if "running" not in name and "num_batches" not in name]
+    assert all(torch.equal(warm_state[name], parent[name]) for name in learned)
+    assert not all(torch.equal(cold_state[name], parent[name]) for name in learned)
+    first, second = load_model(versions[0]["model_uri"]), load_model(again["model_uri"])
+    diff = [n for n in first[0] if not torch.equal(first[0][n], second[0][n])]
+    assert not diff, diff
+    assert first[1] == second[1]
+    assert again["model_sha256"] == versions[0]["model_sha256"], "same seed + same manifest => same model bytes"
+
+
+def test_a_missing_payload_offset_is_a_dead_letter_not_a_hung_trainer(kafka_settings, trained, tmp_path):
+    store, artifacts, pid, _, _, sets = trained
+    manifest = tmp_path / "broken.arrow"
+    columns = [
+        [0, 0],
+        [0, 10_000],
+        ["x", "y"],
+        [1, 2],
+        [1.0, 1.0],
+    ]  # offset 0 holds another key; 10,000 is past the end
+    table = pa.table(dict(zip(SCHEMA.names, columns, strict=True)), schema=SCHEMA)
+    with ipc.new_file(manifest, SCHEMA) as writer:
+        writer.write_table(table)
+    codec = EventCodec()
+    names = TopicNames(kafka_settings.namespace)
+    broken = {
+        **sets[0],
+        "trigger_index": 7,
+        "manifest_uri": manifest.as_uri(),
+        "manifest_sha256": sha256_file(manifest),
+    }
+    with EventProducer(kafka_settings) as producer:
+        producer.produce(names.training_sets, codec.encode("TrainingSetEvent", broken), key=pid)
+    with TrainerService(kafka_settings, store, artifacts) as service:
+        while not service.step():
+            pass
+        assert service.dead_letters == 1 and service.trained == 0
+    reason = dict(read_all(kafka_settings, names.dlq)[-1].headers())[HEADER_REASON].decode()
+    assert reason.startswith(f"training set {pid}#7: ") and "dig[0]@0: holds key" in reason and "'x'" in reason
