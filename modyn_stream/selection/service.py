@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from confluent_kafka import Message
 
 from modyn_stream.artifacts import ArtifactStore, sha256_file
-from modyn_stream.events import EventCodec, EventDecodeError
+from modyn_stream.events import DecodedEvent
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.dlq import dead_letter_record
 from modyn_stream.kafka.producer import OutgoingRecord
-from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
-from modyn_stream.kafka.transactions import TransactionalProcessor
+from modyn_stream.kafka.stage import TransactionalStage
+from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.registry import registered_pipeline
 from modyn_stream.selection.manifest import SUFFIX, write_manifest
@@ -32,7 +31,10 @@ from modyn_stream.triggers.record import record_trigger
 log = logging.getLogger(__name__)
 
 
-class SelectorService:
+class SelectorService(TransactionalStage):
+    stage = "selector"
+    consumes = "TriggerEvent"
+
     def __init__(
         self,
         settings: KafkaSettings,
@@ -42,48 +44,22 @@ class SelectorService:
         instance: str = "0",
         fault: Callable[[str], None] = lambda point: None,
     ) -> None:
-        self.names = TopicNames(settings.namespace)
+        super().__init__(settings, TopicNames(settings.namespace).triggers, instance=instance)
         self.store = store
         self.artifacts = artifacts
         self.fault = fault  # crash-injection point for tests: after_manifest
-        self.codec = EventCodec.for_settings(settings)
-        TopicAdmin(settings).ensure(project_topic_specs(self.names))
         store.migrate()
-        self.processor = TransactionalProcessor(
-            settings,
-            group_id=f"{settings.namespace}.selector",
-            transactional_id=f"{settings.namespace}.selector.{instance}",
-            input_topics=[self.names.triggers],
-            transform=self._transform,
-            max_batch=1,  # one transaction per trigger: a slow selection delays no committed one
-        )
-        self.selected = 0  # committed training sets
-        self.dead_letters = 0  # committed dead letters
 
-    def step(self) -> int:
-        """Process the next TriggerEvent, if any; return how many were committed (0 or 1)."""
-        if done := self.processor.process_batch():
-            dead = sum(record.topic == self.names.dlq for record in self._outputs)
-            self.dead_letters += dead
-            self.selected += len(self._outputs) - dead
-        return done
+    @property
+    def selected(self) -> int:
+        return self.done
 
-    def _transform(self, messages: Sequence[Message]) -> list[OutgoingRecord]:
-        self._outputs = [self._select(msg) for msg in messages]
-        return self._outputs
-
-    def _select(self, msg: Message) -> OutgoingRecord:
-        try:
-            decoded = self.codec.decode(msg.value())
-        except EventDecodeError as exc:
-            return self._dead_letter(msg, str(exc))
-        if decoded.name != "TriggerEvent":
-            return self._dead_letter(msg, f"expected a TriggerEvent, got a {decoded.name}")
+    def handle(self, msg: Message, decoded: DecodedEvent) -> OutgoingRecord:
         event = decoded.record
         pid, index = event["pipeline_id"], event["trigger_index"]
         config = registered_pipeline(self.store, pid)
         if config is None:
-            return self._dead_letter(msg, f"trigger {pid}#{index}: pipeline {pid} is not registered")
+            return self.dead_letter(msg, f"trigger {pid}#{index}: pipeline {pid} is not registered")
         started = time.perf_counter()
         record_trigger(self.store, event)
         strategy = config.selection_strategy
@@ -91,7 +67,7 @@ class SelectorService:
         try:
             size = materialize(self.store, strategy, **where, seed=config.training.seed or 0)
         except SelectionError as exc:
-            return self._dead_letter(msg, str(exc))
+            return self.dead_letter(msg, str(exc))
         path = self.artifacts.path(pid, "training-sets", f"trigger-{index:06d}{SUFFIX}")
         with self.artifacts.atomic(path) as tmp:
             write_manifest(self.store, pid, index, tmp)
@@ -109,16 +85,3 @@ class SelectorService:
         }
         log.info("training set %s#%d: %d samples in %.2fs", pid, index, size, time.perf_counter() - started)
         return OutgoingRecord(self.names.training_sets, self.codec.encode("TrainingSetEvent", out), key=pid)
-
-    def _dead_letter(self, msg: Message, reason: str) -> OutgoingRecord:
-        log.warning("selector: dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        return dead_letter_record(self.names.dlq, msg, reason, stage="selector")
-
-    def close(self) -> None:
-        self.processor.close()
-
-    def __enter__(self) -> SelectorService:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()

@@ -15,19 +15,18 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from confluent_kafka import Message
 
 from modyn_stream.artifacts import ArtifactError, ArtifactStore, verified
-from modyn_stream.events import EventCodec, EventDecodeError
+from modyn_stream.events import DecodedEvent
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.dlq import dead_letter_record
 from modyn_stream.kafka.producer import OutgoingRecord
-from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
-from modyn_stream.kafka.transactions import TransactionalProcessor
+from modyn_stream.kafka.stage import TransactionalStage
+from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
@@ -43,7 +42,10 @@ from modyn_stream.training.models import build_model
 log = logging.getLogger(__name__)
 
 
-class TrainerService:
+class TrainerService(TransactionalStage):
+    stage = "trainer"
+    consumes = "TrainingSetEvent"
+
     def __init__(
         self,
         settings: KafkaSettings,
@@ -54,56 +56,32 @@ class TrainerService:
         cache_bytes: int = 512 << 20,
         fault: Callable[[str], None] = lambda point: None,
     ) -> None:
+        names = TopicNames(settings.namespace)
+        hours = {"max.poll.interval.ms": 6 * 3600 * 1000}  # training one trigger may take hours
+        super().__init__(settings, names.training_sets, instance=instance, consumer_overrides=hours)
         self.settings = settings
-        self.names = TopicNames(settings.namespace)
         self.store = store
         self.artifacts = artifacts
-        self.fault = fault  # crash-injection points for tests: after_store
-        self.codec = EventCodec.for_settings(settings)
-        TopicAdmin(settings).ensure(project_topic_specs(self.names))
-        store.migrate()
-        self.processor = TransactionalProcessor(
-            settings,
-            group_id=f"{settings.namespace}.trainer",
-            transactional_id=f"{settings.namespace}.trainer.{instance}",
-            input_topics=[self.names.training_sets],
-            transform=self._transform,
-            max_batch=1,
-            consumer_overrides={"max.poll.interval.ms": 6 * 3600 * 1000},  # training one trigger may take hours
-        )
+        self.fault = fault  # crash-injection point for tests: after_store
         self.cache_bytes = cache_bytes
         self._fetchers: dict[str, PayloadFetcher] = {}  # per dataset topic; their caches live across triggers
-        self.trained = 0
-        self.dead_letters = 0
         self.last_event: dict | None = None
+        store.migrate()
 
-    def step(self) -> int:
-        if done := self.processor.process_batch():
-            dead = sum(record.topic == self.names.dlq for record in self._outputs)
-            self.dead_letters += dead
-            self.trained += len(self._outputs) - dead
-        return done
+    @property
+    def trained(self) -> int:
+        return self.done
 
-    def _transform(self, messages: Sequence[Message]) -> list[OutgoingRecord]:
-        self._outputs = [self._train(msg) for msg in messages]
-        return self._outputs
-
-    def _train(self, msg: Message) -> OutgoingRecord:
-        try:
-            decoded = self.codec.decode(msg.value())
-        except EventDecodeError as exc:
-            return self._dead_letter(msg, str(exc))
-        if decoded.name != "TrainingSetEvent":
-            return self._dead_letter(msg, f"expected a TrainingSetEvent, got a {decoded.name}")
+    def handle(self, msg: Message, decoded: DecodedEvent) -> OutgoingRecord:
         event = decoded.record
         pid, index = event["pipeline_id"], event["trigger_index"]
         config = registered_pipeline(self.store, pid)
         if config is None:
-            return self._dead_letter(msg, f"training set {pid}#{index}: pipeline {pid} is not registered")
+            return self.dead_letter(msg, f"training set {pid}#{index}: pipeline {pid} is not registered")
         try:
             out = self.train_version(config, event)
         except (TrainingError, ArtifactError) as exc:
-            return self._dead_letter(msg, f"training set {pid}#{index}: {exc}")
+            return self.dead_letter(msg, f"training set {pid}#{index}: {exc}")
         self.last_event = out
         return OutgoingRecord(self.names.models, self.codec.encode("ModelVersionEvent", out), key=pid)
 
@@ -182,20 +160,10 @@ class TrainerService:
             )
         return self._fetchers[dataset]
 
-    def _dead_letter(self, msg: Message, reason: str) -> OutgoingRecord:
-        log.warning("trainer: dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        return dead_letter_record(self.names.dlq, msg, reason, stage="trainer")
-
     def close(self) -> None:
-        self.processor.close()
+        super().close()
         for fetcher in self._fetchers.values():
             fetcher.close()
-
-    def __enter__(self) -> TrainerService:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 def _device(name: str) -> torch.device:

@@ -1,0 +1,85 @@
+"""A stage that turns each input event into one output record, exactly once (or a dead letter).
+
+The selector and the trainer are such stages: `TransactionalProcessor` commits the output and
+the input offset together, one event per transaction; the subclass's `handle` says what an event
+becomes, and `dead_letter` sends what it cannot use to `{ns}.dlq` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from confluent_kafka import Message
+
+from modyn_stream.events import DecodedEvent, EventCodec, EventDecodeError
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.dlq import dead_letter_record
+from modyn_stream.kafka.producer import OutgoingRecord
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
+from modyn_stream.kafka.transactions import TransactionalProcessor
+
+log = logging.getLogger(__name__)
+
+
+class TransactionalStage:
+    stage = "stage"  # names the consumer group, the transactional id and dead letters
+    consumes = "TriggerEvent"  # the event type expected on the input topic
+
+    def __init__(
+        self, settings: KafkaSettings, input_topic: str, *, instance: str = "0", consumer_overrides: dict | None = None
+    ) -> None:
+        self.names = TopicNames(settings.namespace)
+        self.codec = EventCodec.for_settings(settings)
+        TopicAdmin(settings).ensure(project_topic_specs(self.names))
+        self.processor = TransactionalProcessor(
+            settings,
+            group_id=f"{settings.namespace}.{self.stage}",
+            transactional_id=f"{settings.namespace}.{self.stage}.{instance}",
+            input_topics=[input_topic],
+            transform=self._transform,
+            max_batch=1,  # one transaction per event: a slow one delays no committed one
+            consumer_overrides=consumer_overrides,
+        )
+        self.done = 0  # committed outputs
+        self.dead_letters = 0  # committed dead letters
+        self._outputs: list[OutgoingRecord] = []
+
+    def step(self) -> int:
+        """Process the next input event, if any; return how many were committed (0 or 1)."""
+        if committed := self.processor.process_batch():
+            dead = sum(record.topic == self.names.dlq for record in self._outputs)
+            self.dead_letters += dead
+            self.done += len(self._outputs) - dead
+        return committed
+
+    def _transform(self, messages: Sequence[Message]) -> list[OutgoingRecord]:
+        self._outputs = [self._handle_message(msg) for msg in messages]
+        return self._outputs
+
+    def _handle_message(self, msg: Message) -> OutgoingRecord:
+        try:
+            decoded = self.codec.decode(msg.value())
+        except EventDecodeError as exc:
+            return self.dead_letter(msg, str(exc))
+        if decoded.name != self.consumes:
+            return self.dead_letter(msg, f"expected a {self.consumes}, got a {decoded.name}")
+        return self.handle(msg, decoded)
+
+    def handle(self, msg: Message, event: DecodedEvent) -> OutgoingRecord:
+        raise NotImplementedError
+
+    def dead_letter(self, msg: Message, reason: str) -> OutgoingRecord:
+        log.warning(
+            "%s: dead letter from %s[%d]@%d: %s", self.stage, msg.topic(), msg.partition(), msg.offset(), reason
+        )
+        return dead_letter_record(self.names.dlq, msg, reason, stage=self.stage)
+
+    def close(self) -> None:
+        self.processor.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
