@@ -88,6 +88,8 @@ class TrainerService(TransactionalStage):
     def train_version(self, config: PipelineConfig, event: dict) -> dict:
         """Train and store the trigger's model; return its ModelVersionEvent."""
         pid, index = event["pipeline_id"], event["trigger_index"]
+        if config.model_storage.incremental_model_strategy is not None:
+            raise TrainingError("model_storage.incremental_model_strategy (WeightsDifference) is not implemented yet")
         started = time.perf_counter()
         manifest = read_manifest(verified(event["manifest_uri"], event["manifest_sha256"]))
         training = config.training
