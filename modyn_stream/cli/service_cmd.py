@@ -91,46 +91,60 @@ def trigger(
     err.print(f"trigger stopped: {service.fired:,} triggers fired")
 
 
+Artifacts = typer.Option(
+    Path(".modyn-stream/artifacts"), envvar="MODYN_ARTIFACTS_ROOT", help="Artifact store root (manifests, models)."
+)
+
+
+def _run_stage(name: str, waiting: str, build, progress, bootstrap: str, namespace: str) -> None:
+    """Run a TransactionalStage service until Ctrl-C / SIGTERM, showing `progress(service)` as it commits."""
+    from modyn_stream.kafka.connect import connected
+    from modyn_stream.kafka.consumer import ShutdownFlag
+
+    shutdown = ShutdownFlag()
+    with (
+        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        shutdown.on_signals(),
+        build(settings) as service,
+        err.status(f"{name}: {waiting} ...") as status,
+    ):
+        while not shutdown.is_set:
+            if service.step():
+                status.update(f"{name}: {progress(service)}")
+    err.print(f"{name} stopped: {progress(service)}")
+
+
 @app.command()
 def selector(
     metadata_url: str = MetadataUrl,
     database: str = typer.Option("modyn", help="ClickHouse database."),
-    artifacts: Path = typer.Option(
-        Path(".modyn-stream/artifacts"), envvar="MODYN_ARTIFACTS_ROOT", help="Artifact store root (manifests)."
-    ),
+    artifacts: Path = Artifacts,
     instance: str = typer.Option("0", help="Instance id, unique per running selector (its transactional id)."),
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
-    """Build each trigger's training set: ClickHouse `training_sets`, a Parquet manifest, a TrainingSetEvent."""
+    """Build each trigger's training set: ClickHouse `training_sets`, an Arrow manifest, a TrainingSetEvent."""
     from modyn_stream.artifacts import ArtifactStore
-    from modyn_stream.kafka.connect import connected
-    from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.metadata import MetadataStore
     from modyn_stream.metadata.store import embedded_url
     from modyn_stream.selection.service import SelectorService
 
     store = MetadataStore(metadata_url or embedded_url(), database)
-    shutdown = ShutdownFlag()
-    with (
-        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
-        shutdown.on_signals(),
-        SelectorService(settings, store, ArtifactStore(artifacts), instance=instance) as service,
-        err.status("selector: waiting for triggers ...") as status,
-    ):
-        while not shutdown.is_set:
-            if service.step():
-                status.update(f"selector: {service.selected:,} training sets, {service.dead_letters:,} dead letters")
-    err.print(f"selector stopped: {service.selected:,} training sets, {service.dead_letters:,} dead letters")
+    _run_stage(
+        "selector",
+        "waiting for triggers",
+        lambda settings: SelectorService(settings, store, ArtifactStore(artifacts), instance=instance),
+        lambda service: f"{service.selected:,} training sets, {service.dead_letters:,} dead letters",
+        bootstrap,
+        namespace,
+    )
 
 
 @app.command()
 def trainer(
     metadata_url: str = MetadataUrl,
     database: str = typer.Option("modyn", help="ClickHouse database."),
-    artifacts: Path = typer.Option(
-        Path(".modyn-stream/artifacts"), envvar="MODYN_ARTIFACTS_ROOT", help="Artifact store root (manifests, models)."
-    ),
+    artifacts: Path = Artifacts,
     cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (data reused by later triggers)."),
     instance: str = typer.Option("0", help="Instance id, unique per running trainer (its transactional id)."),
     bootstrap: str = Bootstrap,
@@ -138,28 +152,23 @@ def trainer(
 ) -> None:
     """Train a model version per TrainingSetEvent: payloads fetched from Kafka by offset, PyTorch, the model store."""
     from modyn_stream.artifacts import ArtifactStore
-    from modyn_stream.kafka.connect import connected
-    from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.metadata import MetadataStore
     from modyn_stream.metadata.store import embedded_url
     from modyn_stream.training.service import TrainerService
 
+    def progress(service: TrainerService) -> str:
+        last = service.last_event
+        latest = f" (last {last['model_id']}, loss {last['final_loss'] or 0.0:.4f})" if last else ""
+        return f"{service.trained:,} models{latest}, {service.dead_letters:,} dead letters"
+
     store = MetadataStore(metadata_url or embedded_url(), database)
-    shutdown = ShutdownFlag()
-    with (
-        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
-        shutdown.on_signals(),
-        TrainerService(
+    _run_stage(
+        "trainer",
+        "waiting for training sets",
+        lambda settings: TrainerService(
             settings, store, ArtifactStore(artifacts), instance=instance, cache_bytes=cache_mib << 20
-        ) as service,
-        err.status("trainer: waiting for training sets ...") as status,
-    ):
-        while not shutdown.is_set:
-            if service.step() and service.last_event:
-                last = service.last_event
-                loss = last["final_loss"] or 0.0
-                status.update(
-                    f"trainer: {service.trained:,} models (last {last['model_id']}, loss {loss:.4f}), "
-                    f"{service.dead_letters:,} dead letters"
-                )
-    err.print(f"trainer stopped: {service.trained:,} models, {service.dead_letters:,} dead letters")
+        ),
+        progress,
+        bootstrap,
+        namespace,
+    )

@@ -72,8 +72,7 @@ def run_pipeline(settings, store, artifacts, *, crash: bool):
     policy = TimestampPolicy("random", step_ms=3, seed=9)
     middle = int(np.median(policy.assign(source)))
     config = pipeline("sel", {"id": "DataAmountTrigger", "num_samples": 300})
-    config = config.model_copy(update={"selection_strategy": config.model_validate(
-        {**config.model_dump(), "selection_strategy": SELECTION}).selection_strategy})  # fmt: skip
+    config = config.model_validate({**config.model_dump(), "selection_strategy": SELECTION})
     pid = register_pipeline(config, settings, store)
     published = replay(settings, "sel", source, policy, partitions=3, stop_at_ms=middle).published
     trigger_fault = crashes_at(2) if crash else lambda point: None  # counts across restarts
