@@ -36,7 +36,7 @@ from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetcher
 from modyn_stream.training.loader import ChunkLoader
 from modyn_stream.training.loop import train
-from modyn_stream.training.model_store import load_model, model_path, save_model
+from modyn_stream.training.model_store import StoredVersion, load_model, model_path, save_model
 from modyn_stream.training.models import build_model
 
 log = logging.getLogger(__name__)
@@ -88,16 +88,19 @@ class TrainerService(TransactionalStage):
     def train_version(self, config: PipelineConfig, event: dict) -> dict:
         """Train and store the trigger's model; return its ModelVersionEvent."""
         pid, index = event["pipeline_id"], event["trigger_index"]
-        if config.model_storage.incremental_model_strategy is not None:
-            raise TrainingError("model_storage.incremental_model_strategy (WeightsDifference) is not implemented yet")
         started = time.perf_counter()
         manifest = read_manifest(verified(event["manifest_uri"], event["manifest_sha256"]))
         training = config.training
         torch.manual_seed(training.seed or 0)  # the same initial weights for the same seed
         model = build_model(config.model.id, config.model.config, trusted=config.model.trusted)
-        parent = self._parent(pid, index) if training.use_previous_model else None
+        needs_previous = training.use_previous_model or config.model_storage.incremental_model_strategy is not None
+        previous = self._previous(pid, index) if needs_previous else None
+        base = None  # the previous version: warm start and delta base
+        if previous is not None:
+            base = StoredVersion(ArtifactStore.resolve(previous[1]), previous[2], *load_model(previous[1], previous[2]))
+        parent = previous if training.use_previous_model else None
         if parent is not None:
-            model.load_state_dict(load_model(parent[1], parent[2])[0])
+            model.load_state_dict(base.state_dict)
         elif training.initial_model == "pretrained":
             model.load_state_dict(load_model(Path(training.initial_model_path).resolve().as_uri())[0])
         data = config.data
@@ -118,7 +121,7 @@ class TrainerService(TransactionalStage):
             "parent_model_id": parent[0] if parent else None, "manifest_sha256": event["manifest_sha256"],
             "model": config.model.id, "training_config_sha256": _config_hash(config),
         }  # fmt: skip
-        sha = save_model(self.artifacts, path, model.state_dict(), metadata)
+        sha = save_model(self.artifacts, path, model.state_dict(), metadata, storage=config.model_storage, base=base)
         self.fault("after_store")
         timings = {
             "fetch": loader.fetch_s, "decode": loader.decode_s,
@@ -146,7 +149,8 @@ class TrainerService(TransactionalStage):
         )
         return out
 
-    def _parent(self, pid: str, index: int) -> tuple[str, str, str] | None:
+    def _previous(self, pid: str, index: int) -> tuple[str, str, str] | None:
+        """The pipeline's latest version before this trigger: (model id, URI, sha256)."""
         rows = self.store.query(
             "SELECT model_id, model_uri, model_sha256 FROM models FINAL WHERE pipeline_id = {p:String} "
             "AND trigger_index < {i:UInt32} ORDER BY trigger_index DESC LIMIT 1",
