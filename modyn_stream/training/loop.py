@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from modyn_stream.pipeline.config import LrScheduler, OptimizationCriterion, OptimizerConfig, TrainingSection
+from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.exceptions import TrainingError
 
 Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, labels, per-sample weights
@@ -28,6 +29,7 @@ class TrainOutcome:
     final_loss: float | None = None
     losses: list[float] = field(default_factory=list)  # every `record_loss_every` batches
     train_s: float = 0.0
+    resumed_after: int = 0  # batches restored from a checkpoint
 
 
 def build_optimizers(model: nn.Module, configs: list[OptimizerConfig]) -> dict[str, torch.optim.Optimizer]:
@@ -75,6 +77,7 @@ def train(
     trigger_index: int,
     num_samples: int,
     device: torch.device,
+    checkpointer: Checkpointer | None = None,
 ) -> TrainOutcome:
     seed = (config.seed or 0) * 1_000_003 + trigger_index
     model.to(device).train()
@@ -91,6 +94,9 @@ def train(
         else None
     )
     outcome, seen, batches = TrainOutcome(), [], 0
+    saved = checkpointer.load() if checkpointer else None
+    if saved:
+        _restore(saved, model, optimizers, schedulers, scaler, outcome, device)
     started = time.perf_counter()
     for epoch in range(config.epochs_per_trigger):
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
@@ -100,6 +106,9 @@ def train(
             else _later_epoch(seen, generator, config.shuffle)
         )
         for x, y, w in _batches(source, config.batch_size, config.drop_last_batch):
+            if batches < outcome.resumed_after:  # trained before the checkpoint: same data, same order
+                batches += 1
+                continue
             x, y, w = x.to(device, non_blocking=True), y.to(device, non_blocking=True), w.to(device, non_blocking=True)
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
@@ -122,7 +131,9 @@ def train(
                 outcome.losses.append(outcome.final_loss)
             if budget is not None and outcome.samples_passed >= budget:
                 break
-        if not per_batch:
+            if checkpointer and checkpointer.due(batches):
+                checkpointer.save(_state(batches, model, optimizers, schedulers, scaler, outcome, device))
+        if not per_batch and batches >= outcome.resumed_after:  # else this step is in the checkpoint
             for scheduler in schedulers:
                 scheduler.step()
         outcome.epochs = epoch + 1
@@ -130,6 +141,36 @@ def train(
             break
     outcome.train_s = time.perf_counter() - started
     return outcome
+
+
+def _state(batches, model, optimizers, schedulers, scaler, outcome, device) -> dict:
+    return {
+        "batches": batches,
+        "model": model.state_dict(),
+        "optimizers": {name: optimizer.state_dict() for name, optimizer in optimizers.items()},
+        "schedulers": [scheduler.state_dict() for scheduler in schedulers],
+        "scaler": scaler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "outcome": {"samples_passed": outcome.samples_passed, "final_loss": outcome.final_loss,
+                    "losses": outcome.losses},
+    }  # fmt: skip
+
+
+def _restore(saved: dict, model, optimizers, schedulers, scaler, outcome, device) -> None:
+    model.load_state_dict(saved["model"])
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(saved["optimizers"][name])
+    for scheduler, state in zip(schedulers, saved["schedulers"], strict=True):
+        scheduler.load_state_dict(state)
+    scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["rng"])
+    if saved["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+    outcome.samples_passed = saved["outcome"]["samples_passed"]
+    outcome.final_loss = saved["outcome"]["final_loss"]
+    outcome.losses = list(saved["outcome"]["losses"])
+    outcome.resumed_after = saved["batches"]
 
 
 def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
 from modyn_stream.selection.manifest import read_manifest
+from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.decoders import build_decoder
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetcher
@@ -62,7 +63,7 @@ class TrainerService(TransactionalStage):
         self.settings = settings
         self.store = store
         self.artifacts = artifacts
-        self.fault = fault  # crash-injection point for tests: after_store
+        self.fault = fault  # crash-injection points for tests: after_checkpoint, after_store
         self.cache_bytes = cache_bytes
         self._fetchers: dict[str, PayloadFetcher] = {}  # per dataset topic; their caches live across triggers
         self.last_event: dict | None = None
@@ -106,10 +107,11 @@ class TrainerService(TransactionalStage):
         data = config.data
         decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trusted=data.trusted)
         loader = ChunkLoader(self._fetcher(event["dataset"]), decoder, manifest)
+        checkpointer = self._checkpointer(config, event, parent)
         try:
             outcome = train(
                 model, loader, training, trigger_index=index, num_samples=manifest.num_rows,
-                device=_device(training.device),
+                device=_device(training.device), checkpointer=checkpointer,
             )  # fmt: skip
         finally:
             loader.close()
@@ -122,6 +124,8 @@ class TrainerService(TransactionalStage):
             "model": config.model.id, "training_config_sha256": _config_hash(config),
         }  # fmt: skip
         sha = save_model(self.artifacts, path, model.state_dict(), metadata, storage=config.model_storage, base=base)
+        if checkpointer:
+            checkpointer.remove()
         self.fault("after_store")
         timings = {
             "fetch": loader.fetch_s, "decode": loader.decode_s,
@@ -148,6 +152,25 @@ class TrainerService(TransactionalStage):
             "model %s: %d samples, %d epochs, loss %s", model_id, out["num_samples"], out["epochs"], out["final_loss"]
         )
         return out
+
+    def _checkpointer(self, config: PipelineConfig, event: dict, parent) -> Checkpointer | None:
+        checkpointing = config.training.checkpointing
+        if not checkpointing.activated:
+            return None
+        pid, index = event["pipeline_id"], event["trigger_index"]
+        name = f"trigger-{index:06d}.pt"
+        path = (
+            Path(checkpointing.path) / pid / name
+            if checkpointing.path
+            else self.artifacts.path(pid, "checkpoints", name)
+        )
+        identity = {
+            "pipeline_id": pid, "trigger_index": index, "manifest_sha256": event["manifest_sha256"],
+            "training_config_sha256": _config_hash(config), "parent_model_sha256": parent[2] if parent else None,
+        }  # fmt: skip
+        return Checkpointer(
+            self.artifacts, path, identity, checkpointing.interval, after_save=lambda: self.fault("after_checkpoint")
+        )
 
     def _previous(self, pid: str, index: int) -> tuple[str, str, str] | None:
         """The pipeline's latest version before this trigger: (model id, URI, sha256)."""

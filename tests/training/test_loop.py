@@ -1,8 +1,11 @@
 """The training loop's pieces without Kafka: batching across chunks, the payload cache, seeded training."""
 
+import pytest
 import torch
 
+from modyn_stream.artifacts import ArtifactStore
 from modyn_stream.pipeline.config import TrainingSection
+from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.fetch import PayloadCache
 from modyn_stream.training.loop import _batches, train
 from modyn_stream.training.models import build_model
@@ -49,3 +52,43 @@ def test_same_seed_and_data_give_the_same_weights_and_sgd_lowers_the_loss():
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert outcome.epochs == 5 and outcome.samples_passed == 1000 and len(outcome.losses) == 5 * 13
     assert sum(outcome.losses[-13:]) < sum(outcome.losses[:13]) / 2
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(tmp_path):
+    config = TrainingSection.model_validate({
+        "batch_size": 16, "epochs_per_trigger": 3, "seed": 2, "record_loss_every": 1,
+        "optimizers": [{"algorithm": "Adam", "param_groups": [{"config": {"lr": 0.01}}]}],
+        "optimization_criterion": {"name": "CrossEntropyLoss"},
+        "lr_scheduler": {"name": "StepLR", "config": {"step_size": 1, "gamma": 0.5}},
+        "checkpointing": {"activated": True, "interval": 5},
+    })  # fmt: skip
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    chunks = [(x[i : i + 64], y[i : i + 64], torch.ones(len(x[i : i + 64]))) for i in range(0, 200, 64)]
+    saves = []
+
+    def run(path, kill_at=None):
+        def after_save():
+            saves.append(path.name)
+            if len(saves) == kill_at:
+                raise Killed
+
+        torch.manual_seed(2)
+        model = build_model("MLP", {"in_features": 4, "num_classes": 2, "hidden": [8], "dropout": 0.2})
+        checkpointer = Checkpointer(ArtifactStore(tmp_path), tmp_path / path.name, {"run": path.name}, 5, after_save)
+        outcome = train(model, chunks, config, trigger_index=0, num_samples=200, device=torch.device("cpu"),
+                        checkpointer=checkpointer)  # fmt: skip
+        return model.state_dict(), outcome
+
+    reference, whole = run(tmp_path / "a")
+    with pytest.raises(Killed):
+        run(tmp_path / "b", kill_at=len(saves) + 3)  # killed just after saving at batch 15, mid-epoch 2 of 3
+    resumed, outcome = run(tmp_path / "b")
+    assert outcome.resumed_after == 15 and outcome.samples_passed == whole.samples_passed == 600
+    assert outcome.losses == whole.losses
+    assert all(torch.equal(reference[name], resumed[name]) for name in reference)
+    assert saves.count("b") == 3 + 4, "after resuming only the later checkpoints (20, 25, 30, 35) are written"

@@ -23,7 +23,7 @@ from modyn_stream.selection.service import SelectorService
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.service import TrainerService
 from modyn_stream.triggers.service import TriggerService
-from tests.selection.test_service_integration import crashes_at, read_all, run_until_idle
+from tests.selection.test_service_integration import Crash, crashes_at, read_all, run_until_idle
 from tests.triggers.test_service_integration import ingest_all, pipeline
 
 pytestmark = pytest.mark.integration
@@ -109,6 +109,23 @@ def test_weights_difference_versions_load_as_the_full_models_they_replace(kafka_
     assert load_model(delta["model_uri"], delta["model_sha256"])[1]["delta_depth"] == 1
     full, rebuilt = load_model(versions[1]["model_uri"])[0], load_model(delta["model_uri"])[0]
     assert all(torch.equal(full[name], rebuilt[name]) for name in full)
+
+
+def test_a_trainer_killed_mid_training_resumes_from_its_checkpoint(kafka_settings, trained):
+    store, artifacts, _, config, versions, sets = trained
+    data = config.model_dump(exclude_none=True)
+    data["training"]["checkpointing"] = {"activated": True, "interval": 3}  # 10 batches: saves at 3, 6, 9
+    checkpointed = validate_data(data)[0]
+    other = ArtifactStore(artifacts.root.parent / "resume")
+    points = []
+    with TrainerService(kafka_settings, store, other, fault=crashes_at(2)) as service, pytest.raises(Crash):
+        service.train_version(checkpointed, sets[0])  # killed after the checkpoint at batch 6
+    with TrainerService(kafka_settings, store, other, fault=points.append) as service:
+        resumed = service.train_version(checkpointed, sets[0])
+    assert points == ["after_checkpoint", "after_store"], "resumed after batch 6: only batch 9 is saved again"
+    assert not list(other.root.glob("*/checkpoints/*.pt")), "the checkpoint is removed once the model is stored"
+    reference, rebuilt = load_model(versions[0]["model_uri"])[0], load_model(resumed["model_uri"])[0]
+    assert all(torch.equal(reference[name], rebuilt[name]) for name in reference), "as if never interrupted"
 
 
 def test_a_missing_payload_offset_is_a_dead_letter_not_a_hung_trainer(kafka_settings, trained, tmp_path):
