@@ -47,12 +47,14 @@ def _raw(dtype: str = "uint8", shape: Sequence[int] | None = None, scale: float 
             array = data.reshape(len(payloads), *per_sample)
         except ValueError:
             raise PayloadError(f"raw decoder: {sizes.pop()} bytes of {kind} do not fit shape {per_sample}") from None
-        tensor = torch.from_numpy(array.astype(np.float32))
+        values = array.astype(np.float32)
         if scale != 1.0:
-            tensor.mul_(scale)
+            np.multiply(values, np.float32(scale), out=values)
         if shift:
-            tensor.add_(shift)
-        return tensor
+            np.add(values, np.float32(shift), out=values)
+        # NumPy, not torch ops: decoding runs in the loader thread, where torch would start a
+        # second OpenMP team whose spinning threads slow the training loop's own.
+        return torch.from_numpy(values)
 
     return decode
 
