@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml deploy/local/pom.xml
 	touch $@
 
 run: setup
-	$(BIN)/modyn-stream demo
+	$(BIN)/modyn-stream run examples/digits_data_amount.yaml --fresh
 
 test: setup
 	$(BIN)/pytest

@@ -4,6 +4,8 @@
 (259200000, 90000, 604800000)
 >>> parse_time("2024-01-01"), parse_time("2024-01-01T00:00:01Z"), parse_time("1700000000000")
 (1704067200000, 1704067201000, 1700000000000)
+>>> parse_interval("[-1d; +2h]")
+(-86400000, 7200000)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 
 UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "y": 31_536_000_000}
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w|y)\s*$")
+_INTERVAL = re.compile(r"^\s*\[\s*([+-]?)\s*(\w+)\s*[;,]\s*([+-]?)\s*(\w+)\s*\]\s*$")
 
 
 def parse_duration(text: str) -> int:
@@ -38,3 +41,15 @@ def parse_time(text: str | int) -> int:
 
 def format_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_interval(text: str) -> tuple[int, int]:
+    """Offsets (ms) around a point in time, e.g. '[-1d; +1d]'."""
+    match = _INTERVAL.match(text)
+    if not match:
+        raise ValueError(f"invalid interval {text!r}: write it like '[-1d; +1d]'")
+    left = parse_duration(match.group(2)) * (-1 if match.group(1) == "-" else 1)
+    right = parse_duration(match.group(4)) * (-1 if match.group(3) == "-" else 1)
+    if right <= left:
+        raise ValueError(f"invalid interval {text!r}: it ends before it starts")
+    return left, right

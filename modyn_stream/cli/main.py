@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from modyn_stream import __version__
-from modyn_stream.cli import inspect_cmd, kafka_cmd, pipeline_cmd, replay_cmd, service_cmd
+from modyn_stream.cli import inspect_cmd, kafka_cmd, pipeline_cmd, replay_cmd, run_cmd, service_cmd
 from modyn_stream.cli._console import err, out
 from modyn_stream.cli._options import Bootstrap, Namespace, kafka_settings
 from modyn_stream.exceptions import ModynStreamError
@@ -31,6 +31,8 @@ app.command()(replay_cmd.replay)
 app.command()(inspect_cmd.tail)
 app.command()(inspect_cmd.topics)
 app.command()(pipeline_cmd.validate)
+app.command()(run_cmd.run)
+app.command()(run_cmd.report)
 
 
 def _version(value: bool) -> None:

@@ -172,3 +172,31 @@ def trainer(
         bootstrap,
         namespace,
     )
+
+
+@app.command()
+def evaluator(
+    metadata_url: str = MetadataUrl,
+    database: str = typer.Option("modyn", help="ClickHouse database."),
+    cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (evaluation data reused by models)."),
+    instance: str = typer.Option("0", help="Instance id, unique per running evaluator (its transactional id)."),
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
+) -> None:
+    """Score each model version on its evaluation windows: ClickHouse `evaluations` and EvaluationEvents."""
+    from modyn_stream.evaluation.service import EvaluatorService
+    from modyn_stream.metadata import MetadataStore
+    from modyn_stream.metadata.store import embedded_url
+
+    store = MetadataStore(metadata_url or embedded_url(), database)
+    _run_stage(
+        "evaluator",
+        "waiting for model versions",
+        lambda settings: EvaluatorService(settings, store, instance=instance, cache_bytes=cache_mib << 20),
+        lambda service: (
+            f"{service.done:,} models evaluated, {service.rows_written:,} metric values, "
+            f"{service.dead_letters:,} dead letters"
+        ),
+        bootstrap,
+        namespace,
+    )

@@ -1,6 +1,6 @@
-"""A stage that turns each input event into one output record, exactly once (or a dead letter).
+"""A stage that turns each input event into its output records, exactly once (or a dead letter).
 
-The selector and the trainer are such stages: `TransactionalProcessor` commits the output and
+The selector, the trainer and the evaluator are such stages: `TransactionalProcessor` commits the output and
 the input offset together, one event per transaction; the subclass's `handle` says what an event
 becomes, and `dead_letter` sends what it cannot use to `{ns}.dlq` in the same transaction.
 """
@@ -41,23 +41,26 @@ class TransactionalStage:
             max_batch=1,  # one transaction per event: a slow one delays no committed one
             consumer_overrides=consumer_overrides,
         )
-        self.done = 0  # committed outputs
-        self.dead_letters = 0  # committed dead letters
-        self._outputs: list[OutgoingRecord] = []
+        self.done = 0  # committed input events that gave outputs
+        self.dead_letters = 0  # committed input events that became dead letters
+        self._outputs: list[list[OutgoingRecord]] = []
 
     def step(self) -> int:
         """Process the next input event, if any; return how many were committed (0 or 1)."""
         if committed := self.processor.process_batch():
-            dead = sum(record.topic == self.names.dlq for record in self._outputs)
+            dead = sum(any(r.topic == self.names.dlq for r in records) for records in self._outputs)
             self.dead_letters += dead
             self.done += len(self._outputs) - dead
         return committed
 
     def _transform(self, messages: Sequence[Message]) -> list[OutgoingRecord]:
-        self._outputs = [self._handle_message(msg) for msg in messages]
-        return self._outputs
+        self._outputs = []
+        for msg in messages:
+            records = self._handle_message(msg)
+            self._outputs.append(records if isinstance(records, list) else [records])
+        return [record for records in self._outputs for record in records]
 
-    def _handle_message(self, msg: Message) -> OutgoingRecord:
+    def _handle_message(self, msg: Message) -> OutgoingRecord | list[OutgoingRecord]:
         try:
             decoded = self.codec.decode(msg.value())
         except EventDecodeError as exc:
@@ -66,7 +69,7 @@ class TransactionalStage:
             return self.dead_letter(msg, f"expected a {self.consumes}, got a {decoded.name}")
         return self.handle(msg, decoded)
 
-    def handle(self, msg: Message, event: DecodedEvent) -> OutgoingRecord:
+    def handle(self, msg: Message, event: DecodedEvent) -> OutgoingRecord | list[OutgoingRecord]:
         raise NotImplementedError
 
     def dead_letter(self, msg: Message, reason: str) -> OutgoingRecord:

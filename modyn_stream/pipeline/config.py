@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from modyn_stream.timeutil import parse_duration, parse_time
+from modyn_stream.timeutil import parse_duration, parse_interval, parse_time
 
 _DATASET_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -303,11 +303,31 @@ SelectionConfig = Annotated[NewDataStrategy | FreshnessSamplingStrategy | Corese
 # -- evaluation ----------------------------------------------------------------------------------
 
 
+def _time(value: int | str) -> int | str:
+    parse_time(value)
+    return value
+
+
+def _positive_duration(value: str) -> str:
+    if parse_duration(value) <= 0:
+        raise ValueError("must be a positive duration")
+    return value
+
+
 class SlicingEvalStrategy(Strict):
     type: Literal["SlicingEvalStrategy"]
     eval_every: str
     eval_start_from: int | str
     eval_end_at: int | str
+
+    _every = field_validator("eval_every")(_positive_duration)
+    _times = field_validator("eval_start_from", "eval_end_at")(_time)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SlicingEvalStrategy:
+        if parse_time(self.eval_end_at) <= parse_time(self.eval_start_from):
+            raise ValueError("eval_end_at must come after eval_start_from")
+        return self
 
 
 class BetweenTwoTriggersEvalStrategy(Strict):
@@ -321,10 +341,27 @@ class PeriodicEvalStrategy(Strict):
     start_timestamp: int | str
     end_timestamp: int | str
 
+    _every = field_validator("every")(_positive_duration)
+    _times = field_validator("start_timestamp", "end_timestamp")(_time)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        parse_interval(value)
+        return value
+
 
 class StaticEvalStrategy(Strict):
     type: Literal["StaticEvalStrategy"]
     intervals: list[tuple[int | str, int | str]] = Field(min_length=1)
+
+    @field_validator("intervals")
+    @classmethod
+    def _intervals(cls, value: list) -> list:
+        for start, end in value:
+            if parse_time(end) <= parse_time(start):
+                raise ValueError(f"interval ({start}, {end}) ends before it starts")
+        return value
 
 
 class Metric(Strict):
@@ -371,6 +408,22 @@ class EvaluationSection(Strict):
 # -- the whole pipeline --------------------------------------------------------------------------
 
 
+class ReplaySection(Strict):
+    """modyn-stream's own section: what `modyn-stream run` replays into `data.dataset_id`."""
+
+    generator: Literal["digits-drift", "tabular-drift"] | None = Field(None, description="A built-in stream.")
+    path: str | None = Field(None, description="An .npz file with x, y and t (event time, epoch ms) arrays.")
+    samples: Annotated[int, Field(ge=1)] = 6000
+    seed: int = 0
+    partitions: Annotated[int, Field(ge=1)] = 4
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ReplaySection:
+        if (self.generator is None) == (self.path is None):
+            raise ValueError("give exactly one of generator (a built-in stream) or path (an .npz file)")
+        return self
+
+
 class PipelineConfig(Strict):
     pipeline: PipelineInfo
     model: ModelSection
@@ -380,3 +433,4 @@ class PipelineConfig(Strict):
     trigger: TriggerConfig
     selection_strategy: SelectionConfig
     evaluation: EvaluationSection | None = None
+    replay: ReplaySection | None = None

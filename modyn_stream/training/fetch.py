@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.training.exceptions import PayloadError
 
 
@@ -157,3 +158,23 @@ def _runs(offsets: list[int], max_gap: int) -> list[list[int]]:
         else:
             runs.append([offset])
     return runs
+
+
+class PayloadFetchers:
+    """One fetcher per dataset topic, created on first use; their caches live across triggers."""
+
+    def __init__(self, settings: KafkaSettings, codec: EventCodec, cache_bytes: int) -> None:
+        self.settings, self.codec, self.cache_bytes = settings, codec, cache_bytes
+        self.names = TopicNames(settings.namespace)
+        self._fetchers: dict[str, PayloadFetcher] = {}
+
+    def __getitem__(self, dataset: str) -> PayloadFetcher:
+        if dataset not in self._fetchers:
+            self._fetchers[dataset] = PayloadFetcher(
+                self.settings, self.names.samples(dataset), codec=self.codec, cache_bytes=self.cache_bytes
+            )
+        return self._fetchers[dataset]
+
+    def close(self) -> None:
+        for fetcher in self._fetchers.values():
+            fetcher.close()

@@ -34,7 +34,7 @@ from modyn_stream.selection.manifest import read_manifest
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.decoders import build_decoder
 from modyn_stream.training.exceptions import TrainingError
-from modyn_stream.training.fetch import PayloadFetcher
+from modyn_stream.training.fetch import PayloadFetchers
 from modyn_stream.training.loader import ChunkLoader
 from modyn_stream.training.loop import train
 from modyn_stream.training.model_store import StoredVersion, load_model, model_path, save_model
@@ -64,8 +64,7 @@ class TrainerService(TransactionalStage):
         self.store = store
         self.artifacts = artifacts
         self.fault = fault  # crash-injection points for tests: after_checkpoint, after_store
-        self.cache_bytes = cache_bytes
-        self._fetchers: dict[str, PayloadFetcher] = {}  # per dataset topic; their caches live across triggers
+        self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
         self.last_event: dict | None = None
         store.migrate()
 
@@ -106,7 +105,7 @@ class TrainerService(TransactionalStage):
             model.load_state_dict(load_model(Path(training.initial_model_path).resolve().as_uri())[0])
         data = config.data
         decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trusted=data.trusted)
-        loader = ChunkLoader(self._fetcher(event["dataset"]), decoder, manifest)
+        loader = ChunkLoader(self.fetchers[event["dataset"]], decoder, manifest)
         checkpointer = self._checkpointer(config, event, parent)
         try:
             outcome = train(
@@ -181,18 +180,9 @@ class TrainerService(TransactionalStage):
         )
         return tuple(rows[0]) if rows else None
 
-    def _fetcher(self, dataset: str) -> PayloadFetcher:
-        if dataset not in self._fetchers:
-            topic = self.names.samples(dataset)
-            self._fetchers[dataset] = PayloadFetcher(
-                self.settings, topic, codec=self.codec, cache_bytes=self.cache_bytes
-            )
-        return self._fetchers[dataset]
-
     def close(self) -> None:
         super().close()
-        for fetcher in self._fetchers.values():
-            fetcher.close()
+        self.fetchers.close()
 
 
 def _device(name: str) -> torch.device:

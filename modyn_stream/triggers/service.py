@@ -105,6 +105,16 @@ class TriggerService:
         self.fired += fired
         return fired
 
+    def stream_ended(self, dataset: str) -> bool:
+        """Whether the last step saw every partition of the dataset at its end of stream (a replay is over)."""
+        topic = self.names.samples(dataset)
+        try:
+            partitions = self.admin.partitions(topic)
+        except TopicError:
+            return False
+        records = [self.progress.latest.get((topic, p)) for p in partitions]
+        return all(r is not None and r.end_of_stream for r in records)
+
     def _evaluate(self, pid: str, config: PipelineConfig) -> int:
         dataset = config.data.dataset_id
         topic = self.names.samples(dataset)

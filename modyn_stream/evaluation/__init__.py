@@ -1,0 +1,1 @@
+"""Evaluation: model versions scored on time windows of evaluation datasets."""

@@ -1,0 +1,208 @@
+"""The evaluator service: every model version scored on its windows, exactly once.
+
+On each ModelVersionEvent the `after_training` handlers name windows (per strategy) and which of
+them this model is scored on (`models`: matrix = all, active = from its trigger boundary on,
+training = those overlapping the data it was newly trained on). Samples are read by offset like
+the trainer's, once per dataset for all windows together; the model runs over them once and every
+window's metrics are computed from those outputs. The rows go to ClickHouse `evaluations` (keyed
+by model, dataset, window and metric, so a retry replaces them) and the EvaluationEvents commit
+in the same Kafka transaction as the model event's offset. `after_pipeline` handlers run through
+`evaluate_pipeline` once the run is over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import torch
+from confluent_kafka import Message
+
+from modyn_stream.artifacts import ArtifactError
+from modyn_stream.evaluation.metrics import compute, loss, metric_name
+from modyn_stream.evaluation.windows import Window, windows_for
+from modyn_stream.events import DecodedEvent
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.producer import OutgoingRecord
+from modyn_stream.kafka.stage import TransactionalStage
+from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.config import EvalHandler, PipelineConfig
+from modyn_stream.pipeline.registry import registered_pipeline
+from modyn_stream.selection.manifest import SCHEMA
+from modyn_stream.training.decoders import build_decoder
+from modyn_stream.training.exceptions import TrainingError
+from modyn_stream.training.fetch import PayloadFetchers
+from modyn_stream.training.loader import ChunkLoader
+from modyn_stream.training.model_store import load_model
+from modyn_stream.training.models import build_model
+
+log = logging.getLogger(__name__)
+COLUMNS = ("pipeline_id", "model_id", "trigger_index", "dataset", "window_start", "window_end", "metric", "value",
+           "num_samples", "created_at")  # fmt: skip
+
+
+class EvaluatorService(TransactionalStage):
+    stage = "evaluator"
+    consumes = "ModelVersionEvent"
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        store: MetadataStore,
+        *,
+        instance: str = "0",
+        cache_bytes: int = 512 << 20,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        hours = {"max.poll.interval.ms": 6 * 3600 * 1000}
+        super().__init__(settings, TopicNames(settings.namespace).models, instance=instance, consumer_overrides=hours)
+        self.store = store
+        self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
+        self.progress = progress
+        self.rows_written = 0
+        store.migrate()
+
+    def handle(self, msg: Message, decoded: DecodedEvent) -> list[OutgoingRecord] | OutgoingRecord:
+        event = decoded.record
+        pid = event["pipeline_id"]
+        config = registered_pipeline(self.store, pid)
+        if config is None:
+            return self.dead_letter(msg, f"model {event['model_id']}: pipeline {pid} is not registered")
+        try:
+            rows = self.evaluate(config, event, "after_training")
+        except (TrainingError, ArtifactError) as exc:
+            return self.dead_letter(msg, f"model {event['model_id']}: {exc}")
+        return [OutgoingRecord(self.names.evaluations, self.codec.encode("EvaluationEvent", r), key=pid) for r in rows]
+
+    def evaluate_pipeline(self, config: PipelineConfig, pid: str) -> list[dict]:
+        """Run the `after_pipeline` handlers over every stored model of the pipeline."""
+        models = self.store.query(
+            "SELECT pipeline_id, trigger_index, model_id, model_uri, model_sha256 FROM models FINAL "
+            "WHERE pipeline_id = {p:String} ORDER BY trigger_index",
+            {"p": pid},
+        )
+        rows = []
+        for p, index, model_id, uri, sha in models:
+            event = {"pipeline_id": p, "trigger_index": index, "model_id": model_id, "model_uri": uri,
+                     "model_sha256": sha}  # fmt: skip
+            rows += self.evaluate(config, event, "after_pipeline")
+        return rows
+
+    def evaluate(self, config: PipelineConfig, event: dict, execution_time: str) -> list[dict]:
+        """Score one model on every window its handlers give it; write and return the rows."""
+        handlers = [h for h in (config.evaluation.handlers if config.evaluation else [])
+                    if h.execution_time == execution_time]  # fmt: skip
+        if not handlers:
+            return []
+        jobs = self._windows(config, handlers, event["pipeline_id"], event["trigger_index"])
+        if not any(jobs.values()):
+            return []
+        model = build_model(config.model.id, config.model.config, trusted=config.model.trusted)
+        model.load_state_dict(load_model(event["model_uri"], event["model_sha256"])[0])
+        device = torch.device(config.evaluation.device)
+        model.to(device).eval()
+        decoder = build_decoder(
+            config.data.decoder, config.data.decoder_config, config.data.transformations, trusted=config.data.trusted
+        )
+        datasets = {d.dataset_id: d for d in config.evaluation.datasets}
+        classification = config.training.optimization_criterion.name == "CrossEntropyLoss"
+        rows, now = [], int(time.time() * 1000)
+        for dataset, windows in jobs.items():
+            spec = datasets[dataset]
+            times, labels, logits = self._predict(model, decoder, dataset, windows, spec.batch_size, device)
+            for start, end in sorted(windows):
+                mask = torch.from_numpy((times >= start) & (times < end))
+                count = int(mask.sum())
+                if count == 0:
+                    continue  # no data in this window: nothing to score
+                scores = {metric_name(m): compute(m, logits[mask], labels[mask]) for m in spec.metrics}
+                if classification:
+                    scores["loss"] = loss(logits[mask], labels[mask])
+                for metric, value in scores.items():
+                    rows.append({
+                        "pipeline_id": event["pipeline_id"], "model_id": event["model_id"],
+                        "trigger_index": event["trigger_index"], "dataset": dataset, "window_start": start,
+                        "window_end": end, "metric": metric, "value": value, "num_samples": count, "created_at": now,
+                    })  # fmt: skip
+        if rows:
+            self.store.insert("evaluations", {c: [r[c] for r in rows] for c in COLUMNS})
+            self.rows_written += len(rows)
+        self.progress(f"model {event['model_id']}: {len(rows)} metric values")
+        return rows
+
+    def _windows(self, config: PipelineConfig, handlers: list[EvalHandler], pid: str, index: int) -> dict:
+        boundaries = dict(
+            self.store.query(
+                "SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time) FROM triggers FINAL "
+                "WHERE pipeline_id = {p:String} ORDER BY trigger_index",
+                {"p": pid},
+            )
+        )
+        if index not in boundaries:
+            raise TrainingError(f"trigger {pid}#{index} is not recorded in ClickHouse triggers")
+        mine, before, after = boundaries[index], boundaries.get(index - 1), boundaries.get(index + 1)
+        jobs: dict[str, set[Window]] = {}
+        for handler in handlers:
+            for dataset in handler.datasets:
+                first, last = self._time_range(dataset)
+                if first is None:
+                    jobs.setdefault(dataset, set())
+                    continue
+                windows = windows_for(handler.strategy, sorted(boundaries.values()), first, last)
+                jobs.setdefault(dataset, set()).update(
+                    w for w in windows if _scored(handler.models, w, mine, before, after)
+                )
+        return jobs
+
+    def _time_range(self, dataset: str) -> tuple[int | None, int | None]:
+        (count, first, last), = self.store.query(
+            "SELECT count(), toUnixTimestamp64Milli(min(event_time)), toUnixTimestamp64Milli(max(event_time)) "
+            "FROM samples WHERE dataset = {d:String}",
+            {"d": dataset},
+        )  # fmt: skip
+        return (first, last) if count else (None, None)
+
+    def _predict(self, model, decoder, dataset: str, windows: set[Window], batch_size: int, device: torch.device):
+        """(event times, labels, model outputs) of every labelled sample in any of the windows."""
+        start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+        rows = self.store.query(
+            "SELECT kafka_partition, kafka_offset, key, label, toUnixTimestamp64Milli(event_time) FROM samples "
+            "WHERE dataset = {d:String} AND label IS NOT NULL AND event_time >= fromUnixTimestamp64Milli({s:Int64}) "
+            "AND event_time < fromUnixTimestamp64Milli({e:Int64}) ORDER BY kafka_partition, kafka_offset",
+            {"d": dataset, "s": start, "e": end},
+        )
+        if not rows:
+            return np.zeros(0, np.int64), torch.zeros(0, dtype=torch.long), torch.zeros(0, 1)
+        partitions, offsets, keys, labels, times = zip(*rows, strict=True)
+        manifest = pa.table(
+            dict(zip(SCHEMA.names, [partitions, offsets, keys, labels, [1.0] * len(rows)], strict=True)), schema=SCHEMA
+        )
+        outputs = []
+        loader = ChunkLoader(self.fetchers[dataset], decoder, manifest)
+        try:
+            with torch.inference_mode():
+                for x, _, _ in loader:
+                    for i in range(0, len(x), batch_size):
+                        outputs.append(model(x[i : i + batch_size].to(device)).float().cpu())
+        finally:
+            loader.close()
+        logits = torch.cat(outputs)
+        return np.asarray(times, dtype=np.int64), torch.tensor(labels, dtype=torch.long), logits.reshape(len(rows), -1)
+
+    def close(self) -> None:
+        super().close()
+        self.fetchers.close()
+
+
+def _scored(models: str, window: Window, mine: int, before: int | None, after: int | None) -> bool:
+    """Whether a model with trigger boundary `mine` is scored on `window` under the handler's `models`."""
+    start, end = window
+    if models == "matrix":
+        return True
+    if models == "active":  # the windows it serves: from its boundary until the next model's
+        return start >= mine and (after is None or start < after)
+    return start <= mine and (before is None or end > before)  # training: overlaps its new training data

@@ -1,0 +1,52 @@
+"""Evaluation windows in event time, [start, end) in epoch ms, from Modyn's eval strategies.
+
+>>> slicing = SlicingEvalStrategy(type="SlicingEvalStrategy", eval_every="1d", eval_start_from=0, eval_end_at=172800000)
+>>> static_windows(slicing)
+[(0, 86400000), (86400000, 172800000)]
+>>> between_triggers([100, 250], first=0, last=300)
+[(0, 100), (100, 250), (250, 301)]
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from modyn_stream.pipeline.config import (
+    BetweenTwoTriggersEvalStrategy,
+    PeriodicEvalStrategy,
+    SlicingEvalStrategy,
+    StaticEvalStrategy,
+)
+from modyn_stream.timeutil import parse_duration, parse_interval, parse_time
+
+Window = tuple[int, int]
+
+
+def static_windows(strategy) -> list[Window]:
+    """Windows that do not depend on triggers (every strategy but BetweenTwoTriggers)."""
+    if isinstance(strategy, SlicingEvalStrategy):
+        start, end, every = (
+            parse_time(strategy.eval_start_from),
+            parse_time(strategy.eval_end_at),
+            parse_duration(strategy.eval_every),
+        )
+        return [(t, min(t + every, end)) for t in range(start, end, every)]
+    if isinstance(strategy, PeriodicEvalStrategy):
+        left, right = parse_interval(strategy.interval)
+        start, end = parse_time(strategy.start_timestamp), parse_time(strategy.end_timestamp)
+        return [(t + left, t + right) for t in range(start, end + 1, parse_duration(strategy.every))]
+    if isinstance(strategy, StaticEvalStrategy):
+        return [(parse_time(a), parse_time(b)) for a, b in strategy.intervals]
+    raise TypeError(f"{type(strategy).__name__} needs the triggers: use between_triggers")
+
+
+def between_triggers(boundaries: list[int], *, first: int, last: int) -> list[Window]:
+    """BetweenTwoTriggersEvalStrategy: the data before the first trigger, between triggers, and after the last."""
+    edges = [first, *boundaries, last + 1]
+    return [(a, b) for a, b in pairwise(edges) if b > a]
+
+
+def windows_for(strategy, boundaries: list[int], first: int, last: int) -> list[Window]:
+    if isinstance(strategy, BetweenTwoTriggersEvalStrategy):
+        return between_triggers(boundaries, first=first, last=last)
+    return static_windows(strategy)

@@ -1,0 +1,1 @@
+"""Orchestration: running a whole pipeline, every service in one process."""

@@ -1,0 +1,179 @@
+"""`modyn-stream run pipeline.yaml`: every service in one process, from replay to report.
+
+The services are the same classes that run alone (`modyn-stream service NAME`); here one loop
+steps them in turn, so each event passes through the same Kafka topics and transactions. A run
+owns a directory (`<runs>/<pipeline name>/`): the embedded ClickHouse, the artifacts, the report,
+and `run.json` naming its Kafka namespace, so running again resumes where it stopped (the
+services' committed offsets and ClickHouse state say where) and `fresh=True` starts over in a new
+namespace. The run ends once the replay is ingested, the trigger service has seen the end of the
+stream, and every trigger has been selected, trained and evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modyn_stream.artifacts import ArtifactStore
+from modyn_stream.datasets import generate
+from modyn_stream.evaluation.service import EvaluatorService
+from modyn_stream.ingest.service import IngestService
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.config import PipelineConfig, ReplaySection
+from modyn_stream.pipeline.registry import register_pipeline
+from modyn_stream.replay.publisher import TimestampPolicy, replay
+from modyn_stream.replay.sources import SampleSource, read_npz
+from modyn_stream.selection.service import SelectorService
+from modyn_stream.training.service import TrainerService
+from modyn_stream.triggers.service import TriggerService
+
+QUIET_S = 30.0  # a run whose stages all idle this long after the stream ended stops, saying what is missing
+
+
+@dataclass
+class RunProgress:
+    replayed: int = 0
+    ingested: int = 0
+    triggers: int = 0
+    training_sets: int = 0
+    models: int = 0
+    evaluated: int = 0
+    last_loss: float | None = None
+    dead_letters: int = 0
+    phase: str = "starting"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    pipeline_id: str
+    run_dir: Path
+    store: MetadataStore
+    progress: RunProgress
+    seconds: float
+
+
+def run_directory(config: PipelineConfig, runs: Path) -> Path:
+    return runs / config.pipeline.name
+
+
+def _run_state(run_dir: Path, base_namespace: str, fresh: bool) -> dict:
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    state_file = run_dir / "run.json"
+    if state_file.exists():
+        return json.loads(state_file.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {"namespace": f"{base_namespace}-run-{uuid.uuid4().hex[:8]}", "replayed": False}
+    state_file.write_text(json.dumps(state))
+    return state
+
+
+def _save_state(run_dir: Path, state: dict) -> None:
+    (run_dir / "run.json").write_text(json.dumps(state))
+
+
+def replay_source(section: ReplaySection, base: Path) -> SampleSource:
+    if section.generator:
+        data = generate(section.generator, samples=section.samples, seed=section.seed)
+        return SampleSource([row.tobytes() for row in data.x], data.y, data.t, data.t, "application/octet-stream")
+    path = Path(section.path)
+    return read_npz(path if path.is_absolute() else base / path, t_key="t")
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    settings: KafkaSettings,
+    runs: Path,
+    *,
+    config_dir: Path = Path("."),
+    fresh: bool = False,
+    replay_data: bool = True,
+    update: Callable[[RunProgress], None] = lambda _: None,
+    stop: Callable[[], bool] = lambda: False,
+) -> RunResult:
+    """Run the pipeline to its last evaluation; `settings` must reach a broker (see kafka.connect)."""
+    started = time.monotonic()
+    run_dir = run_directory(config, runs)
+    state = _run_state(run_dir, settings.namespace, fresh)
+    settings = settings.model_copy(update={"namespace": state["namespace"]})
+    store = MetadataStore(f"chdb://{(run_dir / 'metadata').resolve()}", "modyn")
+    store.migrate()
+    artifacts = ArtifactStore(run_dir / "artifacts")
+    progress = RunProgress()
+    pid = register_pipeline(config, settings, store)
+    dataset = config.data.dataset_id
+    if replay_data and config.replay and not state["replayed"]:
+        progress.phase = "replaying"
+        update(progress)
+
+        def replayed(done: int, total: int) -> None:
+            progress.replayed = done
+            update(progress)
+
+        source = replay_source(config.replay, config_dir)
+        replay(settings, dataset, source, TimestampPolicy("field"), partitions=config.replay.partitions,
+               progress=replayed)  # fmt: skip
+        state["replayed"] = True
+        _save_state(run_dir, state)
+    progress.phase = "running"
+    services = [
+        ingest := IngestService(settings, store, max_wait_s=0.2),
+        trigger := TriggerService(settings, store),
+        selector := SelectorService(settings, store, artifacts),
+        trainer := TrainerService(settings, store, artifacts),
+        evaluator := EvaluatorService(settings, store),
+    ]
+    evaluated_before = _count(store, "SELECT count(DISTINCT model_id) FROM evaluations WHERE pipeline_id = {p:String}",
+                              pid)  # fmt: skip
+    try:
+        quiet_since = None
+        while not stop():
+            worked = ingest.step() + trigger.step() + selector.step() + trainer.step() + evaluator.step()
+            progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)
+            progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}", pid)
+            progress.models = _count(store, "SELECT count() FROM models FINAL WHERE pipeline_id = {p:String}", pid)
+            progress.training_sets = progress.models + selector.done - trainer.done - trainer.dead_letters
+            progress.evaluated = evaluated_before + evaluator.done
+            progress.dead_letters = selector.dead_letters + trainer.dead_letters + evaluator.dead_letters
+            if trainer.last_event:
+                progress.last_loss = trainer.last_event["final_loss"]
+            update(progress)
+            ended = trigger.stream_ended(dataset)
+            trained = progress.models + selector.dead_letters + trainer.dead_letters >= progress.triggers
+            if ended and trained and progress.evaluated + evaluator.dead_letters >= progress.models:
+                break
+            if worked:
+                quiet_since = None
+            elif ended:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > QUIET_S:
+                    progress.notes.append(
+                        f"stopped after {QUIET_S:.0f} s without work: {progress.triggers} triggers, "
+                        f"{progress.models} models, {progress.evaluated} evaluated"
+                    )
+                    break
+        else:
+            progress.notes.append("interrupted: run again to resume")
+        if not stop() and config.evaluation and not state.get("after_pipeline_done"):
+            progress.phase = "evaluating (after pipeline)"
+            update(progress)
+            if evaluator.evaluate_pipeline(config, pid):
+                state["after_pipeline_done"] = True
+                _save_state(run_dir, state)
+        progress.phase = "done"
+        update(progress)
+    finally:
+        for service in reversed(services):
+            service.close()
+    return RunResult(pid, run_dir, store, progress, time.monotonic() - started)
+
+
+def _count(store: MetadataStore, sql: str, pid: str) -> int:
+    return int(store.query(sql, {"p": pid})[0][0])

@@ -1,0 +1,100 @@
+"""`modyn-stream run` end to end on real Kafka and chDB (each run its own process: chDB opens one directory each)."""
+
+import csv
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_data_amount.yaml"
+
+
+def small_pipeline(tmp_path: Path) -> Path:
+    config = yaml.safe_load(EXAMPLE.read_text())
+    config["pipeline"]["name"] = "small-digits"
+    config["replay"]["samples"] = 3000
+    config["trigger"]["num_samples"] = 1000
+    config["training"]["epochs_per_trigger"] = 1
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def modyn(*args, bootstrap: str, namespace: str, timeout: float = 280) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "modyn_stream", *args, "--bootstrap", bootstrap, "--namespace", namespace]
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def rows(path: Path, *columns: str) -> list[tuple]:
+    with open(path, newline="") as handle:
+        return [tuple(row[c] for c in columns) for row in csv.DictReader(handle)]
+
+
+def manifests(run: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.glob("artifacts/*/training-sets/*"))}
+
+
+def test_run_trains_evaluates_reports_and_reproduces_itself(kafka_settings, tmp_path):
+    pipeline = small_pipeline(tmp_path)
+    runs = []
+    bootstrap, namespace = kafka_settings.bootstrap_servers, kafka_settings.namespace
+    for name in ("a", "b"):
+        done = modyn(
+            "run", str(pipeline), "--runs", str(tmp_path / name), bootstrap=bootstrap, namespace=namespace + name
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "small-digits: 3 triggers, 3 models, 3 evaluated" in done.stdout
+        runs.append(tmp_path / name / "small-digits")
+    report = runs[0] / "report"
+    expected = {
+        "report.html",
+        "evaluations.csv",
+        "triggers.csv",
+        "matrix_digits_Accuracy_top1.csv",
+        "heatmap_digits_Accuracy_top1.png",
+        "active_digits_Accuracy_top1.csv",
+        "active_digits_Accuracy_top1.png",
+    }
+    assert expected <= {p.name for p in report.iterdir()}
+    evaluations = rows(report / "evaluations.csv", "trigger", "window_start", "metric", "value", "samples")
+    assert len(evaluations) == 3 * 12 * 3, "3 models x 12 five-day windows x (accuracy, F1, loss)"
+    assert {e[2] for e in evaluations} == {"Accuracy(top1)", "F1Score(macro)", "loss"}
+
+    # the same seed twice: the same triggers, byte-identical manifests, the same metrics
+    other = runs[1] / "report"
+    assert rows(report / "triggers.csv", "trigger", "boundary", "new_samples", "training_set") == rows(
+        other / "triggers.csv", "trigger", "boundary", "new_samples", "training_set"
+    )
+    assert manifests(runs[0]) == manifests(runs[1]) and len(manifests(runs[0])) == 3
+    assert evaluations == rows(other / "evaluations.csv", "trigger", "window_start", "metric", "value", "samples")
+
+    # training on new data works: after the drift the latest model beats the first one
+    accuracy = {(int(t), int(w)): float(v) for t, w, m, v, _ in evaluations if m == "Accuracy(top1)"}
+    late = sorted({w for _, w in accuracy})[-3:]
+    first, last = (sum(accuracy[(m, w)] for w in late) / 3 for m in (0, 2))
+    assert last > first + 0.2, (first, last)
+    active = rows(report / "active_digits_Accuracy_top1.csv", "trigger", "window_start", "value")
+    assert {int(t) for t, _, _ in active} == {0, 1}, "each window scored by the latest model trained before it"
+    for trigger, window, value in active:
+        if trigger == "1":
+            assert float(value) >= accuracy[(0, int(window))], "the retrained model serves better than the first"
+
+
+def test_a_run_without_kafka_or_with_a_broken_config_stops_at_once_with_one_line(kafka_settings, tmp_path):
+    pipeline = small_pipeline(tmp_path)
+    done = modyn("run", str(pipeline), "--runs", str(tmp_path), bootstrap="127.0.0.1:1", namespace="x", timeout=60)
+    assert done.returncode != 0 and "127.0.0.1:1" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(pipeline.read_text().replace("num_samples: 1000", "num_sample: 1000"))
+    done = modyn("run", str(broken), "--runs", str(tmp_path), bootstrap=kafka_settings.bootstrap_servers,
+                 namespace="x", timeout=60)  # fmt: skip
+    assert done.returncode != 0 and "trigger.num_sample: unknown field (did you mean 'num_samples'?)" in done.stderr
+    assert not (tmp_path / "small-digits").exists(), "nothing started"
