@@ -15,12 +15,21 @@ app = typer.Typer(help="Run one service as its own process (stops cleanly on Ctr
 MetadataUrl = typer.Option(
     None, "--metadata-url", envvar="MODYN_CLICKHOUSE_URL", help="chdb:///path or http(s)://host:8123"
 )
+Database = typer.Option("modyn", help="ClickHouse database.")
+
+
+def _metadata_store(metadata_url: str | None, database: str):
+    """The store a service command uses: --metadata-url, else the embedded ClickHouse."""
+    from modyn_stream.metadata import MetadataStore
+    from modyn_stream.metadata.store import embedded_url
+
+    return MetadataStore(metadata_url or embedded_url(), database)
 
 
 @app.command()
 def ingest(
     metadata_url: str = MetadataUrl,
-    database: str = typer.Option("modyn", help="ClickHouse database."),
+    database: str = Database,
     max_batch: int = typer.Option(20_000, min=1, help="Most samples per ClickHouse insert."),
     max_wait: float = typer.Option(0.5, min=0.01, help="Longest a sample waits for its insert, in seconds."),
     bootstrap: str = Bootstrap,
@@ -30,10 +39,8 @@ def ingest(
     from modyn_stream.ingest.service import IngestService
     from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
-    from modyn_stream.metadata import MetadataStore
-    from modyn_stream.metadata.store import embedded_url
 
-    store = MetadataStore(metadata_url or embedded_url(), database)
+    store = _metadata_store(metadata_url, database)
     shutdown = ShutdownFlag()
     with (
         connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
@@ -59,7 +66,7 @@ def ingest(
 @app.command()
 def trigger(
     metadata_url: str = MetadataUrl,
-    database: str = typer.Option("modyn", help="ClickHouse database."),
+    database: str = Database,
     interval: float = typer.Option(1.0, min=0.05, help="Seconds between evaluations."),
     idle_timeout: float = typer.Option(
         None, min=0.1, help="Seconds after which an idle partition stops holding the watermark back (off by default)."
@@ -70,11 +77,9 @@ def trigger(
     """Evaluate every registered pipeline's trigger and emit TriggerEvents, exactly once."""
     from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
-    from modyn_stream.metadata import MetadataStore
-    from modyn_stream.metadata.store import embedded_url
     from modyn_stream.triggers.service import TriggerService
 
-    store = MetadataStore(metadata_url or embedded_url(), database)
+    store = _metadata_store(metadata_url, database)
     shutdown = ShutdownFlag()
     idle_ms = None if idle_timeout is None else int(idle_timeout * 1000)
     with (
@@ -117,7 +122,7 @@ def _run_stage(name: str, waiting: str, build, progress, bootstrap: str, namespa
 @app.command()
 def selector(
     metadata_url: str = MetadataUrl,
-    database: str = typer.Option("modyn", help="ClickHouse database."),
+    database: str = Database,
     artifacts: Path = Artifacts,
     instance: str = typer.Option("0", help="Instance id, unique per running selector (its transactional id)."),
     bootstrap: str = Bootstrap,
@@ -125,11 +130,9 @@ def selector(
 ) -> None:
     """Build each trigger's training set: ClickHouse `training_sets`, an Arrow manifest, a TrainingSetEvent."""
     from modyn_stream.artifacts import ArtifactStore
-    from modyn_stream.metadata import MetadataStore
-    from modyn_stream.metadata.store import embedded_url
     from modyn_stream.selection.service import SelectorService
 
-    store = MetadataStore(metadata_url or embedded_url(), database)
+    store = _metadata_store(metadata_url, database)
     _run_stage(
         "selector",
         "waiting for triggers",
@@ -143,7 +146,7 @@ def selector(
 @app.command()
 def trainer(
     metadata_url: str = MetadataUrl,
-    database: str = typer.Option("modyn", help="ClickHouse database."),
+    database: str = Database,
     artifacts: Path = Artifacts,
     cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (data reused by later triggers)."),
     instance: str = typer.Option("0", help="Instance id, unique per running trainer (its transactional id)."),
@@ -152,8 +155,6 @@ def trainer(
 ) -> None:
     """Train a model version per TrainingSetEvent: payloads fetched from Kafka by offset, PyTorch, the model store."""
     from modyn_stream.artifacts import ArtifactStore
-    from modyn_stream.metadata import MetadataStore
-    from modyn_stream.metadata.store import embedded_url
     from modyn_stream.training.service import TrainerService
 
     def progress(service: TrainerService) -> str:
@@ -161,7 +162,7 @@ def trainer(
         latest = f" (last {last['model_id']}, loss {last['final_loss'] or 0.0:.4f})" if last else ""
         return f"{service.trained:,} models{latest}, {service.dead_letters:,} dead letters"
 
-    store = MetadataStore(metadata_url or embedded_url(), database)
+    store = _metadata_store(metadata_url, database)
     _run_stage(
         "trainer",
         "waiting for training sets",
@@ -177,7 +178,7 @@ def trainer(
 @app.command()
 def evaluator(
     metadata_url: str = MetadataUrl,
-    database: str = typer.Option("modyn", help="ClickHouse database."),
+    database: str = Database,
     cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (evaluation data reused by models)."),
     instance: str = typer.Option("0", help="Instance id, unique per running evaluator (its transactional id)."),
     bootstrap: str = Bootstrap,
@@ -185,10 +186,8 @@ def evaluator(
 ) -> None:
     """Score each model version on its evaluation windows: ClickHouse `evaluations` and EvaluationEvents."""
     from modyn_stream.evaluation.service import EvaluatorService
-    from modyn_stream.metadata import MetadataStore
-    from modyn_stream.metadata.store import embedded_url
 
-    store = MetadataStore(metadata_url or embedded_url(), database)
+    store = _metadata_store(metadata_url, database)
     _run_stage(
         "evaluator",
         "waiting for model versions",
