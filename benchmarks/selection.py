@@ -17,8 +17,6 @@ Usage: python benchmarks/selection.py [--rows 10000000] [--repeat 3]
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import resource
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._process import in_child, rss_mib
 from benchmarks._report import report
 
 SELECTIONS = {
@@ -61,7 +60,7 @@ def scan(path: str, repeat: int) -> dict:
             "FROM samples WHERE dataset = 'bench'"
         )
         times.append(time.perf_counter() - started)
-    return {"seconds": min(times), "rss": _rss_mib()}
+    return {"seconds": min(times), "rss": rss_mib()}
 
 
 def selection(path: str, name: str, rows: int, repeat: int, artifacts: str) -> dict:
@@ -91,17 +90,7 @@ def selection(path: str, name: str, rows: int, repeat: int, artifacts: str) -> d
         done = time.perf_counter()
         run = {"rows": size, "select": selected - started, "manifest": done - selected, "total": done - started}
         best = run if best is None or run["total"] < best["total"] else best
-    return {**best, "rss": _rss_mib(), "arrow": pa.default_memory_pool().max_memory() / 2**20}
-
-
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _in_child(function, *args):
-    """Run `function(*args)` in a fresh process (one chDB engine each, its own peak RSS)."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(function, args)
+    return {**best, "rss": rss_mib(), "arrow": pa.default_memory_pool().max_memory() / 2**20}
 
 
 def main() -> None:
@@ -113,14 +102,14 @@ def main() -> None:
         path, artifacts = f"{tmp}/ch", f"{tmp}/artifacts"
         Path(artifacts).mkdir()
         started = time.perf_counter()
-        _in_child(load, path, args.rows)
+        in_child(load, path, args.rows)
         print(f"{args.rows:,} sample rows generated in {time.perf_counter() - started:.1f} s")
-        base = _in_child(scan, path, args.repeat)
+        base = in_child(scan, path, args.repeat)
         rows = [{"work": "ClickHouse scan of the rows (baseline)", "set rows": "-", "select s": "-",
                  "manifest s": "-", "total s": base["seconds"], "vs scan": "1.0", "peak RSS MiB": base["rss"],
                  "Arrow peak MiB": "-"}]  # fmt: skip
         for name in SELECTIONS:
-            result = _in_child(selection, path, name, args.rows, args.repeat, artifacts)
+            result = in_child(selection, path, name, args.rows, args.repeat, artifacts)
             rows.append({
                 "work": name, "set rows": f"{result['rows']:,}", "select s": result["select"],
                 "manifest s": result["manifest"], "total s": result["total"],

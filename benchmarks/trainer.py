@@ -20,8 +20,6 @@ Usage: python benchmarks/trainer.py [--samples 50000] [--models SmallCNN,MLP] [-
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import resource
 import sys
 import time
 import uuid
@@ -31,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._process import in_child, rss_mib
 from benchmarks._report import report
 
 MODELS = {
@@ -107,7 +106,7 @@ def measure(model_id: str, n: int, batch_size: int, device: str, settings, topic
             loader.close()
 
     cold = through_kafka()
-    rss = _rss_mib()  # the trainer path alone
+    rss = rss_mib()  # the trainer path alone
     x, y = images(n)
     inputs, labels, weights = decode([row.tobytes() for row in x]), torch.from_numpy(y), torch.ones(n)
     chunks = [(inputs[i : i + 4096], labels[i : i + 4096], weights[i : i + 4096]) for i in range(0, n, 4096)]
@@ -118,15 +117,6 @@ def measure(model_id: str, n: int, batch_size: int, device: str, settings, topic
     assert fetcher.stats.from_cache >= n * repeat, "the warm runs must be served from the cache"
     fetcher.close()
     return {"in-memory": float(np.median(memory)), "cold": cold, "warm": float(np.median(warm)), "rss": rss}
-
-
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _in_process(function, *args):
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(function, args)
 
 
 def manifest_of(settings, topic: str, total: int):
@@ -177,7 +167,7 @@ def main() -> None:
         published = replay(settings, "bench", source, TimestampPolicy("increasing", step_ms=1), partitions=partitions)
         manifest = manifest_of(settings, published.topic, n + partitions)
         for model_id in args.models.split(","):
-            got = _in_process(measure, model_id, n, args.batch_size, args.device, settings, published.topic, manifest,
+            got = in_child(measure, model_id, n, args.batch_size, args.device, settings, published.topic, manifest,
                               args.repeat)  # fmt: skip
             for mode, key in [("in-memory tensors", "in-memory"), ("trainer path, cold cache", "cold"),
                               ("trainer path, warm cache", "warm")]:  # fmt: skip
