@@ -32,6 +32,7 @@ class Summary:
     training_s: float
     mean_active: float | None  # mean over windows of the active model's primary metric
     metric: str | None
+    curve: list[tuple[int, int, float]]  # (window start, active model, value)
 
 
 def _primary(metrics: set[str]) -> str | None:
@@ -102,29 +103,33 @@ def active_series(values: dict[tuple[int, int], float], boundaries: dict[int, in
 def summarize(report_dir: Path, name: str) -> Summary:
     """A run's summary from its report CSVs (see `write_report`)."""
     triggers = _read_csv(report_dir / "triggers.csv")
-    actives = sorted(report_dir.glob("active_*.csv"))
-    values = [float(row["value"]) for row in _read_csv(actives[0])] if actives else []
-    metric = actives[0].stem.removeprefix("active_") if actives else None
+    metric, curve = active_curve(report_dir)
+    values = [point[2] for point in curve]
     return Summary(
         name,
         len(triggers),
         sum(float(row["train_s"] or 0) for row in triggers),
         sum(values) / len(values) if values else None,
         metric,
+        curve,
     )
+
+
+def active_curve(report_dir: Path) -> tuple[str | None, list[tuple[int, int, float]]]:
+    """(metric, [(window start, model, value)]) of the run's first active-model series."""
+    actives = sorted(report_dir.glob("active_*.csv"))
+    if not actives:
+        return None, []
+    points = [(int(r["window_start"]), int(r["trigger"]), float(r["value"])) for r in _read_csv(actives[0])]
+    return actives[0].stem.removeprefix("active_"), points
 
 
 def compare(report_dirs: dict[str, Path], out: Path) -> tuple[list[Summary], Path]:
     """Overlay the active-model curves of several runs; return their summaries and the plot."""
     out.mkdir(parents=True, exist_ok=True)
-    curves = {}
-    for name, directory in report_dirs.items():
-        actives = sorted(directory.glob("active_*.csv"))
-        if actives:
-            curves[name] = [(int(r["window_start"]), int(r["trigger"]), float(r["value"]))
-                            for r in _read_csv(actives[0])]  # fmt: skip
     summaries = [summarize(directory, name) for name, directory in report_dirs.items()]
     metric = next((s.metric for s in summaries if s.metric), "metric")
+    curves = {s.name: s.curve for s in summaries if s.curve}
     return summaries, _line(out / "compare.png", curves, metric, "active model over time")
 
 

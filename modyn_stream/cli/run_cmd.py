@@ -68,7 +68,7 @@ def report(
     """Write a run's report (CSV, PNG, HTML) from its ClickHouse; with --compare, overlay several runs."""
     from rich.table import Table
 
-    from modyn_stream.metadata import MetadataStore
+    from modyn_stream.orchestration.run import run_directory, run_store
     from modyn_stream.pipeline.loading import load_pipeline, pipeline_id
     from modyn_stream.report import compare as compare_runs
     from modyn_stream.report import write_report
@@ -76,7 +76,7 @@ def report(
     run_dirs = {}
     for item in pipelines:
         config = load_pipeline(item) if item.is_file() else None
-        run_dir = runs / config.pipeline.name if config else item
+        run_dir = run_directory(config, runs) if config else item
         if not (run_dir / "run.json").exists():
             raise typer.BadParameter(f"{run_dir}: no run there (run the pipeline first)")
         run_dirs[run_dir.name] = (run_dir, config)
@@ -84,7 +84,7 @@ def report(
         if len(run_dirs) != 1:
             raise typer.BadParameter("give one pipeline, or --compare with several")
         (run_dir, config), = run_dirs.values()  # fmt: skip
-        store = MetadataStore(f"chdb://{(run_dir / 'metadata').resolve()}", "modyn")
+        store = run_store(run_dir)
         pid = pipeline_id(config)[0] if config else store.query("SELECT any(pipeline_id) FROM pipelines")[0][0]
         out.print(f"report: {write_report(store, pid, run_dir / 'report', run_dir.name)}")
         return

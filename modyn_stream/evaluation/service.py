@@ -146,9 +146,10 @@ class EvaluatorService(TransactionalStage):
             raise TrainingError(f"trigger {pid}#{index} is not recorded in ClickHouse triggers")
         mine, before, after = boundaries[index], boundaries.get(index - 1), boundaries.get(index + 1)
         jobs: dict[str, set[Window]] = {}
+        ranges = {dataset: self._time_range(dataset) for handler in handlers for dataset in handler.datasets}
         for handler in handlers:
             for dataset in handler.datasets:
-                first, last = self._time_range(dataset)
+                first, last = ranges[dataset]
                 if first is None:
                     jobs.setdefault(dataset, set())
                     continue

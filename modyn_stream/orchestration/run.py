@@ -41,7 +41,6 @@ class RunProgress:
     replayed: int = 0
     ingested: int = 0
     triggers: int = 0
-    training_sets: int = 0
     models: int = 0
     evaluated: int = 0
     last_loss: float | None = None
@@ -61,6 +60,11 @@ class RunResult:
 
 def run_directory(config: PipelineConfig, runs: Path) -> Path:
     return runs / config.pipeline.name
+
+
+def run_store(run_dir: Path) -> MetadataStore:
+    """The run's embedded ClickHouse."""
+    return MetadataStore(f"chdb://{(run_dir / 'metadata').resolve()}", "modyn")
 
 
 def _run_state(run_dir: Path, base_namespace: str, fresh: bool) -> dict:
@@ -103,7 +107,7 @@ def run_pipeline(
     run_dir = run_directory(config, runs)
     state = _run_state(run_dir, settings.namespace, fresh)
     settings = settings.model_copy(update={"namespace": state["namespace"]})
-    store = MetadataStore(f"chdb://{(run_dir / 'metadata').resolve()}", "modyn")
+    store = run_store(run_dir)
     store.migrate()
     artifacts = ArtifactStore(run_dir / "artifacts")
     progress = RunProgress()
@@ -133,13 +137,15 @@ def run_pipeline(
     evaluated_before = _count(store, "SELECT count(DISTINCT model_id) FROM evaluations WHERE pipeline_id = {p:String}",
                               pid)  # fmt: skip
     try:
-        quiet_since = None
+        quiet_since, counted = None, False
         while not stop():
             worked = ingest.step() + trigger.step() + selector.step() + trainer.step() + evaluator.step()
             progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)
-            progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}", pid)
-            progress.models = _count(store, "SELECT count() FROM models FINAL WHERE pipeline_id = {p:String}", pid)
-            progress.training_sets = progress.models + selector.done - trainer.done - trainer.dead_letters
+            if worked or not counted:  # triggers and models only change when a stage did work
+                progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}",
+                                           pid)  # fmt: skip
+                progress.models = _count(store, "SELECT count() FROM models FINAL WHERE pipeline_id = {p:String}", pid)
+                counted = True
             progress.evaluated = evaluated_before + evaluator.done
             progress.dead_letters = selector.dead_letters + trainer.dead_letters + evaluator.dead_letters
             if trainer.last_event:
