@@ -79,7 +79,8 @@ def report(
         run_dir = run_directory(config, runs) if config else item
         if not (run_dir / "run.json").exists():
             raise typer.BadParameter(f"{run_dir}: no run there (run the pipeline first)")
-        run_dirs[run_dir.name] = (run_dir, config)
+        name = run_dir.name if run_dir.name not in run_dirs else str(run_dir)  # the same pipeline, two runs
+        run_dirs[name] = (run_dir, config)
     if not compare:
         if len(run_dirs) != 1:
             raise typer.BadParameter("give one pipeline, or --compare with several")

@@ -25,8 +25,9 @@ def small_pipeline(tmp_path: Path) -> Path:
     return path
 
 
-def modyn(*args, bootstrap: str, namespace: str, timeout: float = 280) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "modyn_stream", *args, "--bootstrap", bootstrap, "--namespace", namespace]
+def modyn(*args, bootstrap: str | None = None, namespace: str | None = None, timeout: float = 280):
+    kafka = ["--bootstrap", bootstrap, "--namespace", namespace] if bootstrap else []
+    command = [sys.executable, "-m", "modyn_stream", *args, *kafka]
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -84,6 +85,12 @@ def test_run_trains_evaluates_reports_and_reproduces_itself(kafka_settings, tmp_
     for trigger, window, value in active:
         if trigger == "1":
             assert float(value) >= accuracy[(0, int(window))], "the retrained model serves better than the first"
+
+    compared = modyn("report", "--compare", str(runs[0]), str(runs[1]), "--runs", str(tmp_path))
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    mean = sum(float(v) for _, _, v in active) / len(active)
+    assert compared.stdout.count(f"{mean:.4f}") == 2, compared.stdout  # both runs, same mean active accuracy
+    assert str(runs[1]) in compared.stdout and (tmp_path / "compare" / "compare.png").stat().st_size > 0
 
 
 def test_a_run_without_kafka_or_with_a_broken_config_stops_at_once_with_one_line(kafka_settings, tmp_path):
