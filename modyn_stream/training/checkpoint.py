@@ -11,13 +11,13 @@ and the final weights equal an uninterrupted run's.
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from modyn_stream.artifacts import ArtifactStore
+from modyn_stream.training.model_store import LOAD_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Checkpointer:
             return None
         try:
             content = torch.load(self.path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        except LOAD_ERRORS as exc:
             log.warning("checkpoint %s unreadable (%s): training from the start", self.path, exc)
             return None
         if content.get("identity") != self.identity:

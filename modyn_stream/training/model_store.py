@@ -27,6 +27,7 @@ from modyn_stream.artifacts import ArtifactError, ArtifactStore, sha256_file, ve
 from modyn_stream.pipeline.config import ModelStorageSection
 
 _ZIP_MEMBER = "model.pt"
+LOAD_ERRORS = (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)  # an unusable file
 _INTEGER_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -104,7 +105,7 @@ def _read(path: Path) -> dict:
                 if archive.namelist() == [_ZIP_MEMBER]:  # our compressed form (torch's own files are zips too)
                     path = io.BytesIO(archive.read(_ZIP_MEMBER))
         content = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+    except LOAD_ERRORS as exc:
         raise ArtifactError(f"model {path}: cannot load: {str(exc).splitlines()[0]}") from None
     if not isinstance(content, dict) or not ({"state_dict", "delta"} & content.keys()):
         raise ArtifactError(f"model {path}: not a modyn-stream model file (no state_dict)")
