@@ -1,4 +1,8 @@
-"""`modyn-stream service NAME`: one service as its own process."""
+"""`modyn-stream service NAME`: one service as its own process.
+
+Where Kafka, ClickHouse and the artifacts are comes from `--config system.yaml`, then `MODYN_*`
+environment variables, then the command's own options, each overriding the one before.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,55 @@ from pathlib import Path
 import typer
 
 from modyn_stream.cli._console import err
-from modyn_stream.cli._options import Bootstrap, Namespace, kafka_settings
+from modyn_stream.cli._options import Bootstrap
 
 app = typer.Typer(help="Run one service as its own process (stops cleanly on Ctrl-C / SIGTERM).")
 
+SystemFile = typer.Option(None, "--config", help="System config YAML (kafka, metadata, artifacts).")
 MetadataUrl = typer.Option(
     None, "--metadata-url", envvar="MODYN_CLICKHOUSE_URL", help="chdb:///path or http(s)://host:8123"
 )
-Database = typer.Option("modyn", help="ClickHouse database.")
+Database = typer.Option(None, help="ClickHouse database [default: modyn].")
+Namespace = typer.Option(None, "--namespace", envvar="MODYN_KAFKA_NAMESPACE", help="Topic namespace [default: modyn].")
+Artifacts = typer.Option(
+    None,
+    envvar="MODYN_ARTIFACTS_ROOT",
+    help="Artifact store root (manifests, models) [default: .modyn-stream/artifacts].",
+)
 
 
-def _metadata_store(metadata_url: str | None, database: str):
-    """The store a service command uses: --metadata-url, else the embedded ClickHouse."""
+def _system(config: Path | None, bootstrap=None, namespace=None, metadata_url=None, database=None, artifacts=None):
+    """The system config file with MODYN_* variables on top, then the options given on the command line."""
+    from modyn_stream.pipeline.system import load_system_config
+
+    def given(**values) -> dict:
+        return {k: v for k, v in values.items() if v is not None}
+
+    system = load_system_config(config)
+    return system.model_copy(
+        update={
+            "kafka": system.kafka.model_copy(update=given(bootstrap_servers=bootstrap, namespace=namespace)),
+            "metadata": system.metadata.model_copy(update=given(url=metadata_url, database=database)),
+            "artifacts": system.artifacts.model_copy(update=given(root=artifacts)),
+        }
+    )
+
+
+def _store(system):
     from modyn_stream.metadata import MetadataStore
-    from modyn_stream.metadata.store import embedded_url
 
-    return MetadataStore(metadata_url or embedded_url(), database)
+    return MetadataStore(system.metadata_url, system.metadata.database)
+
+
+def _connected(system):
+    from modyn_stream.kafka.connect import connected
+
+    return connected(system.kafka, state_dir=system.state_dir / "kafka", start_local=False)
 
 
 @app.command()
 def ingest(
+    config: Path = SystemFile,
     metadata_url: str = MetadataUrl,
     database: str = Database,
     max_batch: int = typer.Option(20_000, min=1, help="Most samples per ClickHouse insert."),
@@ -37,13 +70,13 @@ def ingest(
 ) -> None:
     """Ingest sample metadata from {ns}.samples.* into ClickHouse, exactly once."""
     from modyn_stream.ingest.service import IngestService
-    from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
 
-    store = _metadata_store(metadata_url, database)
+    system = _system(config, bootstrap, namespace, metadata_url, database)
+    store = _store(system)
     shutdown = ShutdownFlag()
     with (
-        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        _connected(system) as settings,
         shutdown.on_signals(),
         IngestService(settings, store, max_batch=max_batch, max_wait_s=max_wait) as service,
         err.status("ingest: waiting for samples ...") as status,
@@ -65,6 +98,7 @@ def ingest(
 
 @app.command()
 def trigger(
+    config: Path = SystemFile,
     metadata_url: str = MetadataUrl,
     database: str = Database,
     interval: float = typer.Option(1.0, min=0.05, help="Seconds between evaluations."),
@@ -75,15 +109,15 @@ def trigger(
     namespace: str = Namespace,
 ) -> None:
     """Evaluate every registered pipeline's trigger and emit TriggerEvents, exactly once."""
-    from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.triggers.service import TriggerService
 
-    store = _metadata_store(metadata_url, database)
+    system = _system(config, bootstrap, namespace, metadata_url, database)
+    store = _store(system)
     shutdown = ShutdownFlag()
     idle_ms = None if idle_timeout is None else int(idle_timeout * 1000)
     with (
-        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        _connected(system) as settings,
         shutdown.on_signals(),
         TriggerService(settings, store, idle_timeout_ms=idle_ms) as service,
         err.status("trigger: waiting for data ...") as status,
@@ -96,19 +130,13 @@ def trigger(
     err.print(f"trigger stopped: {service.fired:,} triggers fired")
 
 
-Artifacts = typer.Option(
-    Path(".modyn-stream/artifacts"), envvar="MODYN_ARTIFACTS_ROOT", help="Artifact store root (manifests, models)."
-)
-
-
-def _run_stage(name: str, waiting: str, build, progress, bootstrap: str, namespace: str) -> None:
+def _run_stage(name: str, waiting: str, build, progress, system) -> None:
     """Run a TransactionalStage service until Ctrl-C / SIGTERM, showing `progress(service)` as it commits."""
-    from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
 
     shutdown = ShutdownFlag()
     with (
-        connected(kafka_settings(bootstrap, namespace), start_local=False) as settings,
+        _connected(system) as settings,
         shutdown.on_signals(),
         build(settings) as service,
         err.status(f"{name}: {waiting} ...") as status,
@@ -121,6 +149,7 @@ def _run_stage(name: str, waiting: str, build, progress, bootstrap: str, namespa
 
 @app.command()
 def selector(
+    config: Path = SystemFile,
     metadata_url: str = MetadataUrl,
     database: str = Database,
     artifacts: Path = Artifacts,
@@ -132,19 +161,20 @@ def selector(
     from modyn_stream.artifacts import ArtifactStore
     from modyn_stream.selection.service import SelectorService
 
-    store = _metadata_store(metadata_url, database)
+    system = _system(config, bootstrap, namespace, metadata_url, database, artifacts)
+    store = _store(system)
     _run_stage(
         "selector",
         "waiting for triggers",
-        lambda settings: SelectorService(settings, store, ArtifactStore(artifacts), instance=instance),
+        lambda settings: SelectorService(settings, store, ArtifactStore(system.artifacts.root), instance=instance),
         lambda service: f"{service.selected:,} training sets, {service.dead_letters:,} dead letters",
-        bootstrap,
-        namespace,
+        system,
     )
 
 
 @app.command()
 def trainer(
+    config: Path = SystemFile,
     metadata_url: str = MetadataUrl,
     database: str = Database,
     artifacts: Path = Artifacts,
@@ -162,32 +192,40 @@ def trainer(
         latest = f" (last {last['model_id']}, loss {last['final_loss'] or 0.0:.4f})" if last else ""
         return f"{service.trained:,} models{latest}, {service.dead_letters:,} dead letters"
 
-    store = _metadata_store(metadata_url, database)
+    system = _system(config, bootstrap, namespace, metadata_url, database, artifacts)
+    store = _store(system)
     _run_stage(
         "trainer",
         "waiting for training sets",
         lambda settings: TrainerService(
-            settings, store, ArtifactStore(artifacts), instance=instance, cache_bytes=cache_mib << 20
+            settings, store, ArtifactStore(system.artifacts.root), instance=instance, cache_bytes=cache_mib << 20
         ),
         progress,
-        bootstrap,
-        namespace,
+        system,
     )
 
 
 @app.command()
 def evaluator(
+    config: Path = SystemFile,
     metadata_url: str = MetadataUrl,
     database: str = Database,
     cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (evaluation data reused by models)."),
     instance: str = typer.Option("0", help="Instance id, unique per running evaluator (its transactional id)."),
+    after_pipeline: str = typer.Option(
+        None, metavar="PIPELINE_ID", help="Instead: run this pipeline's after_pipeline handlers once, then exit."
+    ),
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
     """Score each model version on its evaluation windows: ClickHouse `evaluations` and EvaluationEvents."""
     from modyn_stream.evaluation.service import EvaluatorService
 
-    store = _metadata_store(metadata_url, database)
+    system = _system(config, bootstrap, namespace, metadata_url, database)
+    store = _store(system)
+    if after_pipeline:
+        _evaluate_after_pipeline(system, store, after_pipeline)
+        return
     _run_stage(
         "evaluator",
         "waiting for model versions",
@@ -196,6 +234,24 @@ def evaluator(
             f"{service.done:,} models evaluated, {service.rows_written:,} metric values, "
             f"{service.dead_letters:,} dead letters"
         ),
-        bootstrap,
-        namespace,
+        system,
     )
+
+
+def _evaluate_after_pipeline(system, store, pid: str) -> None:
+    from modyn_stream.evaluation.service import EvaluatorService
+    from modyn_stream.exceptions import ModynStreamError
+    from modyn_stream.pipeline.registry import registered_pipeline
+
+    store.migrate()
+    config = registered_pipeline(store, pid)
+    if config is None:
+        raise ModynStreamError(f"pipeline {pid} is not registered in ClickHouse database {store.database}")
+    with (
+        _connected(system) as settings,
+        EvaluatorService(settings, store) as service,
+        err.status(f"evaluator: after_pipeline handlers of {pid} ..."),
+    ):
+        published = service.evaluate_pipeline(config, pid)
+    err.print(f"evaluator: {pid}: {published:,} after_pipeline metric values published" if published else
+              f"evaluator: {pid}: after_pipeline results were already published")  # fmt: skip

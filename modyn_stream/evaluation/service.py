@@ -7,7 +7,9 @@ the trainer's, once per dataset for all windows together; the model runs over th
 window's metrics are computed from those outputs. The rows go to ClickHouse `evaluations` (keyed
 by model, dataset, window and metric, so a retry replaces them) and the EvaluationEvents commit
 in the same Kafka transaction as the model event's offset. `after_pipeline` handlers run through
-`evaluate_pipeline` once the run is over.
+`evaluate_pipeline` once the run is over: their events go out in one transaction of their own,
+marked by a header, and that marker on `{ns}.evaluations` is what says they were done, so a run
+stopped anywhere in between publishes them exactly once.
 """
 
 from __future__ import annotations
@@ -19,16 +21,18 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 import torch
-from confluent_kafka import Message
+from confluent_kafka import Message, TopicPartition
 
 from modyn_stream.artifacts import ArtifactError
 from modyn_stream.evaluation.metrics import compute, loss, metric_name
 from modyn_stream.evaluation.windows import Window, windows_for
 from modyn_stream.events import DecodedEvent
 from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.consumer import BatchConsumer
 from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.stage import TransactionalStage
-from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames
+from modyn_stream.kafka.transactions import produce_in_transaction, transactional_producer
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import EvalHandler, PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
@@ -41,6 +45,7 @@ from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import build_model
 
 log = logging.getLogger(__name__)
+AFTER_PIPELINE = ("modyn.execution_time", b"after_pipeline")  # header marking after_pipeline events
 COLUMNS = ("pipeline_id", "model_id", "trigger_index", "dataset", "window_start", "window_end", "metric", "value",
            "num_samples", "created_at")  # fmt: skip
 
@@ -60,6 +65,7 @@ class EvaluatorService(TransactionalStage):
     ) -> None:
         hours = {"max.poll.interval.ms": 6 * 3600 * 1000}
         super().__init__(settings, TopicNames(settings.namespace).models, instance=instance, consumer_overrides=hours)
+        self.settings = settings
         self.store = store
         self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
         self.progress = progress
@@ -76,10 +82,13 @@ class EvaluatorService(TransactionalStage):
             rows = self.evaluate(config, event, "after_training")
         except (TrainingError, ArtifactError) as exc:
             return self.dead_letter(msg, f"model {event['model_id']}: {exc}")
-        return [OutgoingRecord(self.names.evaluations, self.codec.encode("EvaluationEvent", r), key=pid) for r in rows]
+        return [self._record(r) for r in rows]
 
-    def evaluate_pipeline(self, config: PipelineConfig, pid: str) -> list[dict]:
-        """Run the `after_pipeline` handlers over every stored model of the pipeline."""
+    def evaluate_pipeline(self, config: PipelineConfig, pid: str) -> int:
+        """Run the `after_pipeline` handlers over every stored model of the pipeline and publish their
+        events, unless that was done before; return how many metric values were published now."""
+        if self._after_pipeline_published(pid):
+            return 0
         models = self.store.query(
             "SELECT pipeline_id, trigger_index, model_id, model_uri, model_sha256 FROM models FINAL "
             "WHERE pipeline_id = {p:String} ORDER BY trigger_index",
@@ -90,7 +99,29 @@ class EvaluatorService(TransactionalStage):
             event = {"pipeline_id": p, "trigger_index": index, "model_id": model_id, "model_uri": uri,
                      "model_sha256": sha}  # fmt: skip
             rows += self.evaluate(config, event, "after_pipeline")
-        return rows
+        if rows:
+            records = [self._record(r, [AFTER_PIPELINE]) for r in rows]
+            producer = transactional_producer(
+                self.settings, f"{self.settings.namespace}.evaluator.after-pipeline.{pid}"
+            )
+            produce_in_transaction(producer, records, f"evaluator: after_pipeline events of {pid}")
+            producer.flush()
+        return len(rows)
+
+    def _after_pipeline_published(self, pid: str) -> bool:
+        topic = self.names.evaluations
+        partitions = [TopicPartition(topic, p, 0) for p in TopicAdmin(self.settings).partitions(topic)]
+        key = pid.encode()
+        with BatchConsumer(self.settings, f"{self.settings.namespace}.evaluator-recovery") as consumer:
+            consumer.assign(partitions)
+            return any(
+                m.key() == key and AFTER_PIPELINE in (m.headers() or []) for m in consumer.read_to_end(partitions)
+            )
+
+    def _record(self, row: dict, headers: list[tuple[str, bytes]] | None = None) -> OutgoingRecord:
+        return OutgoingRecord(
+            self.names.evaluations, self.codec.encode("EvaluationEvent", row), key=row["pipeline_id"], headers=headers
+        )
 
     def evaluate(self, config: PipelineConfig, event: dict, execution_time: str) -> list[dict]:
         """Score one model on every window its handlers give it; write and return the rows."""

@@ -119,3 +119,28 @@ class TransactionalProcessor:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def produce_in_transaction(producer: EventProducer, records: Iterable[OutgoingRecord], what: str) -> None:
+    """Produce `records` as one transaction of an initialised transactional `producer`: read_committed
+    consumers see all of them or none."""
+    raw = producer.raw
+    try:
+        raw.begin_transaction()
+        producer.produce_records(records)
+        raw.commit_transaction()
+    except KafkaException as exc:
+        error = exc.args[0]
+        if error.txn_requires_abort():
+            raw.abort_transaction()
+        raise TransactionError(f"{what}: {error.str()}") from None
+
+
+def transactional_producer(settings: KafkaSettings, transactional_id: str, timeout_s: float = 30.0) -> EventProducer:
+    """A producer with `transactional_id` registered, which fences any older producer using that id."""
+    producer = EventProducer(settings, transactional_id=transactional_id)
+    try:
+        producer.raw.init_transactions(timeout_s)
+    except KafkaException as exc:
+        raise TransactionError(f"{transactional_id}: init_transactions failed: {exc.args[0].str()}") from None
+    return producer

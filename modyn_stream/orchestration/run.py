@@ -167,12 +167,10 @@ def run_pipeline(
                     break
         else:
             progress.notes.append("interrupted: run again to resume")
-        if not stop() and config.evaluation and not state.get("after_pipeline_done"):
+        if not stop() and config.evaluation:
             progress.phase = "evaluating (after pipeline)"
             update(progress)
-            if evaluator.evaluate_pipeline(config, pid):
-                state["after_pipeline_done"] = True
-                _save_state(run_dir, state)
+            evaluator.evaluate_pipeline(config, pid)
         progress.phase = "done"
         update(progress)
     finally:

@@ -19,15 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
 from modyn_stream.events import EventCodec
 from modyn_stream.ingest.watermark import END_OF_TIME, global_watermark
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import BatchConsumer
-from modyn_stream.kafka.exceptions import TopicError, TransactionError
-from modyn_stream.kafka.producer import EventProducer
+from modyn_stream.kafka.exceptions import TopicError
+from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
+from modyn_stream.kafka.transactions import produce_in_transaction, transactional_producer
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipelines
@@ -68,11 +69,7 @@ class TriggerService:
         store.migrate()
         self.progress = ProgressTracker(settings, self.codec, f"{settings.namespace}.trigger-progress")
         self.states = self._recover()
-        self.producer = EventProducer(settings, transactional_id=f"{settings.namespace}.trigger-service")
-        try:
-            self.producer.raw.init_transactions(30)
-        except KafkaException as exc:
-            raise TransactionError(f"trigger service: init_transactions failed: {exc.args[0].str()}") from None
+        self.producer = transactional_producer(settings, f"{settings.namespace}.trigger-service")
         self.fired = 0
 
     # -- state ----------------------------------------------------------------------------------
@@ -165,16 +162,8 @@ class TriggerService:
             "ingest_offsets": {str(p): o for p, o in snapshot.items()},
             "fired_at": int(time.time() * 1000),
         }
-        producer = self.producer.raw
-        try:
-            producer.begin_transaction()
-            self.producer.produce(self.names.triggers, self.codec.encode("TriggerEvent", event), key=pid)
-            producer.commit_transaction()
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.txn_requires_abort():
-                producer.abort_transaction()
-            raise TransactionError(f"trigger service: emitting {pid}#{state.next_index}: {error.str()}") from None
+        record = OutgoingRecord(self.names.triggers, self.codec.encode("TriggerEvent", event), key=pid)
+        produce_in_transaction(self.producer, [record], f"trigger service: emitting {pid}#{state.next_index}")
         self.fault("after_commit")
         record_trigger(self.store, event)
         self.states[pid] = TriggerState(state.next_index + 1, firing.boundary, dict(snapshot))

@@ -91,3 +91,14 @@ def test_validate_lists_every_problem_and_fails(tmp_path):
 def test_validate_accepts_the_examples():
     result = cli("validate", "examples/tabular_drift.yaml", cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0 and "OK" in result.stdout and "tabular-drift-" in result.stdout
+
+
+def test_services_read_the_system_config_and_options_override_it(tmp_path):
+    system = tmp_path / "system.yaml"
+    system.write_text(f"metadata: {{url: 'chdb://{tmp_path / 'meta'}', database: fromfile}}\n")
+    command = ("service", "evaluator", "--after-pipeline", "nope", "--config", str(system))
+    result = cli(*command)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: pipeline nope is not registered in ClickHouse database fromfile"
+    result = cli(*command, "--database", "given")
+    assert result.stderr.strip() == "error: pipeline nope is not registered in ClickHouse database given"

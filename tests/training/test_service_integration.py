@@ -33,9 +33,27 @@ def digits_pipeline(dataset: str, **training):
     config = pipeline(dataset, {"id": "DataAmountTrigger", "num_samples": 300}).model_dump(exclude_none=True)
     config["training"] |= {"epochs_per_trigger": 1, "batch_size": 32, **training}
     config["selection_strategy"] = {"name": "NewDataStrategy", "tail_triggers": 0}
+    config["evaluation"] = evaluation(dataset)
     validated, problems = validate_data(config)
     assert not problems, problems
     return validated
+
+
+EVAL_INTERVALS = [("2024-01-01", "2024-01-21"), ("2024-01-21", "2024-02-10"), ("2024-02-10", "2024-03-02")]
+
+
+def evaluation(dataset: str) -> dict:
+    """Every model on three static windows after training; the active model between triggers at the end."""
+    return {
+        "handlers": [
+            {"name": "slices", "strategy": {"type": "StaticEvalStrategy", "intervals": EVAL_INTERVALS},
+             "datasets": [dataset]},
+            {"name": "final", "execution_time": "after_pipeline", "models": "active",
+             "strategy": {"type": "BetweenTwoTriggersEvalStrategy"}, "datasets": [dataset]},
+        ],
+        "datasets": [{"dataset_id": dataset, "batch_size": 50,
+                      "metrics": [{"name": "Accuracy"}, {"name": "F1Score"}, {"name": "RocAuc"}]}],
+    }  # fmt: skip
 
 
 @pytest.fixture
