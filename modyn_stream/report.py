@@ -86,14 +86,18 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
 
 
 def active_series(values: dict[tuple[int, int], float], boundaries: dict[int, int]) -> list[tuple[int, int, float]]:
-    """Per window, the value of the latest model trained on data before the window starts.
+    """Per window, the value of the latest model trained on data up to the window's start.
+
+    A model whose boundary is the window's start counts (BetweenTwoTriggers windows begin there).
 
     >>> active_series({(0, 10): 0.5, (1, 10): 0.6, (0, 30): 0.4, (1, 30): 0.9}, {0: 5, 1: 20})
     [(10, 0, 0.5), (30, 1, 0.9)]
+    >>> active_series({(0, 5): 0.5, (1, 20): 0.7}, {0: 5, 1: 20})
+    [(5, 0, 0.5), (20, 1, 0.7)]
     """
     series = []
     for window in sorted({w for _, w in values}):
-        available = [m for m, b in boundaries.items() if b < window and (m, window) in values]
+        available = [m for m, b in boundaries.items() if b <= window and (m, window) in values]
         if available:
             model = max(available)
             series.append((window, model, values[(model, window)]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 import json
 import typing
 from pathlib import Path
@@ -133,9 +134,34 @@ def validate_data(data: Any) -> tuple[PipelineConfig | None, list[str]]:
     if not isinstance(data, dict):
         return None, [f"(top level): a pipeline must be a mapping of sections, got {type(data).__name__}"]
     try:
-        return PipelineConfig.model_validate(data), []
+        config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         return None, [describe(e) for e in exc.errors()]
+    problems = model_problems(config.model.id, config.model.config)
+    return (None if problems else config), problems
+
+
+def model_problems(model_id: str, config: dict) -> list[str]:
+    """A built-in model's config checked against its constructor, so a wrong name fails here, not in the trainer."""
+    if ":" in model_id:
+        return []  # trusted user code: checked when the trainer imports it
+    from modyn_stream.training.models import MODELS  # torch: only once the rest of the file is valid
+
+    if model_id not in MODELS:
+        near = difflib.get_close_matches(model_id, MODELS, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else f"; known: {', '.join(MODELS)}"
+        return [f"model.id: unknown model {model_id!r}{hint}"]
+    parameters = inspect.signature(MODELS[model_id]).parameters
+    problems = []
+    for name in config:
+        if name not in parameters:
+            near = difflib.get_close_matches(name, parameters, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"it takes {', '.join(parameters)}"
+            problems.append(f"model.config.{name}: not a parameter of {model_id} ({hint})")
+    for name, parameter in parameters.items():
+        if parameter.default is inspect.Parameter.empty and name not in config:
+            problems.append(f"model.config.{name}: required by {model_id}")
+    return problems
 
 
 def validate_text(text: str, source: str = "<string>") -> list[str]:

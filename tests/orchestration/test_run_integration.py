@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,19 +11,31 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modyn_stream.datasets import generate
+from modyn_stream.timeutil import parse_time
+
 pytestmark = pytest.mark.integration
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_data_amount.yaml"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+WEEK = 7 * 86_400_000
+
+
+def scaled_example(tmp_path: Path, example: str, change=lambda config: None) -> Path:
+    """The example with 3,000 samples and one epoch per trigger."""
+    config = yaml.safe_load((EXAMPLES / f"{example}.yaml").read_text())
+    config["replay"]["samples"] = 3000
+    config["training"]["epochs_per_trigger"] = 1
+    change(config)
+    path = tmp_path / f"{example}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def small_pipeline(tmp_path: Path) -> Path:
-    config = yaml.safe_load(EXAMPLE.read_text())
-    config["pipeline"]["name"] = "small-digits"
-    config["replay"]["samples"] = 3000
-    config["trigger"]["num_samples"] = 1000
-    config["training"]["epochs_per_trigger"] = 1
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    def change(config):
+        config["pipeline"]["name"] = "small-digits"
+        config["trigger"]["num_samples"] = 1000
+
+    return scaled_example(tmp_path, "digits_data_amount", change)
 
 
 def modyn(*args, bootstrap: str | None = None, namespace: str | None = None, timeout: float = 280):
@@ -105,3 +118,44 @@ def test_a_run_without_kafka_or_with_a_broken_config_stops_at_once_with_one_line
                  namespace="x", timeout=60)  # fmt: skip
     assert done.returncode != 0 and "trigger.num_sample: unknown field (did you mean 'num_samples'?)" in done.stderr
     assert not (tmp_path / "small-digits").exists(), "nothing started"
+
+
+def run_example(kafka_settings, tmp_path: Path, pipeline: Path, name: str) -> Path:
+    done = modyn("run", str(pipeline), "--runs", str(tmp_path), bootstrap=kafka_settings.bootstrap_servers,
+                 namespace=kafka_settings.namespace)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(rf"{name}: (\d+) triggers, \1 models, \1 evaluated", done.stdout), done.stdout
+    return tmp_path / name / "report"
+
+
+def test_the_time_trigger_example_retrains_weekly_and_scores_each_model_on_the_data_it_serves(kafka_settings, tmp_path):
+    report = run_example(kafka_settings, tmp_path, scaled_example(tmp_path, "digits_time_trigger"), "digits-time")
+    t = generate("digits-drift", samples=3000, seed=0).t
+    edges = range(parse_time("2024-01-01") + WEEK, int(t.max()) + 1, WEEK)
+    expected = [(str(int(t[t < edge].max())), str(int(((t >= edge - WEEK) & (t < edge)).sum()))) for edge in edges]
+    triggers = rows(report / "triggers.csv", "trigger", "boundary", "new_samples", "training_set")
+    assert [(b, n) for _, b, n, _ in triggers] == expected, "one trigger per completed week, at its last sample"
+    assert all(int(size) <= 5000 for *_, size in triggers), "selection limit"
+    # models: active, BetweenTwoTriggers -> model i is scored on the data from its boundary to the next one's
+    scored = rows(report / "evaluations.csv", "trigger", "window_start", "metric")
+    assert sorted(scored) == sorted((i, b, m) for i, b, _, _ in triggers for m in ("Accuracy(top1)", "loss"))
+    active = rows(report / "active_digits_Accuracy_top1.csv", "trigger", "window_start")
+    assert active == [(i, b) for i, b, _, _ in triggers]
+
+
+def test_the_tabular_example_trains_an_mlp_on_label_balanced_sets(kafka_settings, tmp_path):
+    def change(config):
+        config["trigger"]["subtriggers"]["amount"]["num_samples"] = 1000
+
+    report = run_example(kafka_settings, tmp_path, scaled_example(tmp_path, "tabular_drift", change), "tabular-drift")
+    triggers = rows(report / "triggers.csv", "trigger", "new_samples", "training_set", "final_loss")
+    assert len(triggers) >= 8, "the weekly subtrigger fires at least once a week (AtLeastN n=1)"
+    seen = 0
+    for _, new, size, loss in triggers:
+        seen += int(new)
+        assert abs(int(size) - seen / 2) <= 2, "LabelBalanced ratio 50 of all data so far"
+        assert float(loss) > 0
+    evaluations = rows(report / "evaluations.csv", "trigger", "window_start", "metric", "value")
+    by_metric = {m: [float(v) for _, _, metric, v in evaluations if metric == m] for m in ("Accuracy(top1)", "RocAuc")}
+    assert len(by_metric["Accuracy(top1)"]) == len(by_metric["RocAuc"]) >= len(triggers) * 10
+    assert all(0 <= v <= 1 for v in by_metric["RocAuc"])

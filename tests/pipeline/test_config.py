@@ -51,6 +51,13 @@ def test_the_examples_cover_the_issue_triggers():
         ({"data": {"dataset_id": "d", "decoder": "mymodule:decode"}},
          "data: module:function references import code: set data.trusted: true"),
         ({"data": {"dataset_id": "has space"}}, "data.dataset_id: dataset_id may only contain"),
+        ({"model": {"id": "SmallCN", "config": {"num_classes": 3}}},
+         "model.id: unknown model 'SmallCN' (did you mean 'SmallCNN'?)"),
+        ({"model": {"id": "MLP", "config": {"input_dim": 8, "num_classes": 2}}},
+         "model.config.input_dim: not a parameter of MLP (it takes in_features, num_classes, hidden, dropout)"),
+        ({"model": {"id": "SmallCNN", "config": {"num_class": 3}}},
+         "model.config.num_class: not a parameter of SmallCNN (did you mean 'num_classes'?)"),
+        ({"model": {"id": "SmallCNN", "config": {}}}, "model.config.num_classes: required by SmallCNN"),
     ],
 )  # fmt: skip
 def test_each_problem_is_named_by_its_path(change, problem):
