@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 
 from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.consumer import BatchConsumer
+from modyn_stream.kafka.consumer import READER_OVERRIDES, BatchConsumer
 from modyn_stream.kafka.dlq import dead_letter_headers
 from modyn_stream.kafka.topics import TopicAdmin
 from modyn_stream.timeutil import format_time
@@ -92,7 +92,12 @@ def tail(
     """Events of `topic`: the last `last` per partition (or all, from the beginning), then new ones if following."""
     codec = EventCodec.for_settings(settings)
     partitions = [TopicPartition(topic, p) for p in TopicAdmin(settings).partitions(topic)]
-    consumer = BatchConsumer(settings, f"modyn-stream-tail-{uuid.uuid4().hex[:8]}", isolation_level="read_committed")
+    consumer = BatchConsumer(
+        settings,
+        f"modyn-stream-tail-{uuid.uuid4().hex[:8]}",
+        isolation_level="read_committed",
+        overrides=READER_OVERRIDES,
+    )
     with consumer:
         marks = consumer.watermarks(partitions)
         starts = [

@@ -28,7 +28,7 @@ from modyn_stream.evaluation.metrics import compute, loss, metric_name
 from modyn_stream.evaluation.windows import Window, windows_for
 from modyn_stream.events import DecodedEvent
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.consumer import BatchConsumer
+from modyn_stream.kafka.consumer import READER_OVERRIDES, BatchConsumer
 from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.stage import TransactionalStage
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames
@@ -112,7 +112,9 @@ class EvaluatorService(TransactionalStage):
         topic = self.names.evaluations
         partitions = [TopicPartition(topic, p, 0) for p in TopicAdmin(self.settings).partitions(topic)]
         key = pid.encode()
-        with BatchConsumer(self.settings, f"{self.settings.namespace}.evaluator-recovery") as consumer:
+        with BatchConsumer(
+            self.settings, f"{self.settings.namespace}.evaluator-recovery", overrides=READER_OVERRIDES
+        ) as consumer:
             consumer.assign(partitions)
             return any(
                 m.key() == key and AFTER_PIPELINE in (m.headers() or []) for m in consumer.read_to_end(partitions)

@@ -30,6 +30,11 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "fetch.min.bytes": 1,
 }
 
+# For consumers that read up to end offsets (`read_to_end`): the broker answers a connection's requests
+# in order, so the ListOffsets asking for the end would wait behind a long-polling fetch (500 ms by
+# default) on every call.
+READER_OVERRIDES: dict[str, Any] = {"fetch.wait.max.ms": 10}
+
 
 # Answers a partition gives while its new leader is still taking over; they pass on their own.
 _LEADER_NOT_READY = {

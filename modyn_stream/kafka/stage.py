@@ -45,9 +45,10 @@ class TransactionalStage:
         self.dead_letters = 0  # committed input events that became dead letters
         self._outputs: list[list[OutgoingRecord]] = []
 
-    def step(self) -> int:
-        """Process the next input event, if any; return how many were committed (0 or 1)."""
-        if committed := self.processor.process_batch():
+    def step(self, timeout_s: float | None = None) -> int:
+        """Process the next input event, waiting up to `timeout_s` for one; return how many were committed
+        (0 or 1). A loop stepping several stages in turn passes a short timeout so none waits on another."""
+        if committed := self.processor.process_batch(timeout_s):
             dead = sum(any(r.topic == self.names.dlq for r in records) for records in self._outputs)
             self.dead_letters += dead
             self.done += len(self._outputs) - dead

@@ -60,10 +60,11 @@ class TransactionalProcessor:
             self.consumer.subscribe(self._input_topics)
             self._initialised = True
 
-    def process_batch(self) -> int:
-        """Poll one batch and process it in one transaction; return how many input messages were committed."""
+    def process_batch(self, timeout_s: float | None = None) -> int:
+        """Poll one batch (waiting up to `timeout_s`, default the processor's) and process it in one
+        transaction; return how many input messages were committed."""
         self.start()
-        messages = self.consumer.poll_batch(self.max_batch, self.poll_timeout_s)
+        messages = self.consumer.poll_batch(self.max_batch, self.poll_timeout_s if timeout_s is None else timeout_s)
         if not messages:
             return 0
         producer = self.producer.raw

@@ -33,6 +33,7 @@ from modyn_stream.selection.service import SelectorService
 from modyn_stream.training.service import TrainerService
 from modyn_stream.triggers.service import TriggerService
 
+POLL_S = 0.02  # how long each stage waits for input per round: they share one loop
 QUIET_S = 30.0  # a run whose stages all idle this long after the stream ended stops, saying what is missing
 
 
@@ -128,7 +129,7 @@ def run_pipeline(
         _save_state(run_dir, state)
     progress.phase = "running"
     services = [
-        ingest := IngestService(settings, store, max_wait_s=0.2),
+        ingest := IngestService(settings, store, max_wait_s=POLL_S),
         trigger := TriggerService(settings, store),
         selector := SelectorService(settings, store, artifacts),
         trainer := TrainerService(settings, store, artifacts),
@@ -139,7 +140,7 @@ def run_pipeline(
     try:
         quiet_since, counted = None, False
         while not stop():
-            worked = ingest.step() + trigger.step() + selector.step() + trainer.step() + evaluator.step()
+            worked = ingest.step() + trigger.step() + sum(s.step(POLL_S) for s in (selector, trainer, evaluator))
             progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)
             if worked or not counted:  # triggers and models only change when a stage did work
                 progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}",

@@ -7,7 +7,7 @@ from confluent_kafka import TopicPartition
 from modyn_stream.events import EventCodec
 from modyn_stream.ingest.watermark import PartitionProgress
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.consumer import BatchConsumer
+from modyn_stream.kafka.consumer import READER_OVERRIDES, BatchConsumer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames
 
 
@@ -19,7 +19,7 @@ class ProgressTracker:
         self.codec = codec
         self.latest: dict[tuple[str, int], PartitionProgress] = {}
         self._next = dict.fromkeys(TopicAdmin(settings).partitions(self.topic), 0)  # where reading stands
-        self._consumer = BatchConsumer(settings, group)
+        self._consumer = BatchConsumer(settings, group, overrides=READER_OVERRIDES)
         self._consumer.assign([TopicPartition(self.topic, p, 0) for p in self._next])
 
     def refresh(self) -> None:
