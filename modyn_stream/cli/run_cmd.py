@@ -53,8 +53,9 @@ def run(
             config, settings, runs, config_dir=pipeline.parent, fresh=fresh, replay_data=not no_replay,
             update=lambda progress: live.update(table(progress)), stop=lambda: shutdown.is_set,
         )  # fmt: skip
-    if not err.is_terminal:
-        err.line()  # a log or a pipe: rich leaves its last frame without a line end
+        live.stop()
+        if not err.is_terminal:
+            err.line()  # a log or a pipe: rich leaves its last frame without a line end
     for note in result.progress.notes:
         err.print(note)
     page = write_report(result.store, result.pipeline_id, result.run_dir / "report", config.pipeline.name)
