@@ -5,9 +5,10 @@ from payloads fetched by offset, evaluation, all with their transactions). The p
 same generated stream as tensors, cuts it at the same trigger boundaries, trains the same model with
 the same optimizer on the same training sets (all data so far, warm start) and scores every model on
 the same windows. Both run in their own process, timed from data generation to the last metric
-(imports and the report excluded). Target: streaming <= 1.3x plain.
+(imports and the report excluded), interleaved `--repeat` times; medians. Target: streaming <= 1.3x
+plain.
 
-    .venv/bin/python benchmarks/pipeline.py [--example examples/digits_data_amount.yaml] [--samples example,20000]
+    .venv/bin/python benchmarks/pipeline.py [--example FILE] [--samples example,20000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -117,6 +118,11 @@ def plain(example: Path, samples: int | None) -> dict:
     return {"seconds": seconds, "train": train, "models": len(models), "accuracy": sum(accuracies) / len(accuracies)}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time (its training time and accuracy with it)."""
+    return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
+
+
 def main() -> None:
     from modyn_stream.kafka.config import KafkaSettings
     from modyn_stream.kafka.connect import connected
@@ -124,14 +130,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--example", type=Path, default=ROOT / "examples" / "digits_data_amount.yaml")
     parser.add_argument("--samples", default="example,20000", help="comma-separated sizes; 'example': as shipped")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; medians are reported")
     args = parser.parse_args()
     example = args.example.resolve()
     rows, summary = [], []
     with connected(KafkaSettings.from_env(), say=print) as settings, tempfile.TemporaryDirectory() as runs:
         for size in args.samples.split(","):
             samples = None if size == "example" else int(size)
-            base = in_child(plain, example, samples)
-            got = in_child(streaming, example, samples, settings.bootstrap_servers, runs)
+            bases, gots = [], []
+            for _ in range(args.repeat):  # interleaved: this box's noise hits both sides alike
+                bases.append(in_child(plain, example, samples))
+                gots.append(in_child(streaming, example, samples, settings.bootstrap_servers, runs))
+            base, got = median_run(bases), median_run(gots)
             ratio = got["seconds"] / base["seconds"]
             name = f"{example.stem} ({load(example, samples).replay.samples:,} samples)"
             rows += [

@@ -33,7 +33,7 @@ BENCHMARKS = {
     "ingest": ("ingest.py", "ingest", [], ["--samples", "30000"]),
     "selection": ("selection.py", "selection", [], ["--rows", "1000000"]),
     "trainer": ("trainer.py", "trainer-cpu", [], ["--samples", "5000", "--repeat", "1"]),
-    "pipeline": ("pipeline.py", "pipeline", [], ["--samples", "example"]),
+    "pipeline": ("pipeline.py", "pipeline", [], ["--samples", "example", "--repeat", "1"]),
     "freshness": ("freshness.py", "freshness", [], ["--rounds", "2"]),
 }
 
