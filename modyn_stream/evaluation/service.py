@@ -203,18 +203,19 @@ class EvaluatorService(TransactionalStage):
     def _predict(self, model, decoder, dataset: str, windows: set[Window], batch_size: int, device: torch.device):
         """(event times, labels, model outputs) of every labelled sample in any of the windows."""
         start, end = min(w[0] for w in windows), max(w[1] for w in windows)
-        rows = self.store.query(
-            "SELECT kafka_partition, kafka_offset, key, label, toUnixTimestamp64Milli(event_time) FROM samples "
-            "WHERE dataset = {d:String} AND label IS NOT NULL AND event_time >= fromUnixTimestamp64Milli({s:Int64}) "
-            "AND event_time < fromUnixTimestamp64Milli({e:Int64}) ORDER BY kafka_partition, kafka_offset",
-            {"d": dataset, "s": start, "e": end},
+        sql = (
+            "SELECT kafka_partition, kafka_offset, key, label, toFloat32(1.0) AS weight, "
+            "toUnixTimestamp64Milli(event_time) AS t FROM samples WHERE dataset = {d:String} AND label IS NOT NULL AND "
+            "event_time >= fromUnixTimestamp64Milli({s:Int64}) AND event_time < fromUnixTimestamp64Milli({e:Int64}) "
+            "ORDER BY kafka_partition, kafka_offset"
         )
-        if not rows:
+        with self.store.arrow_batches(sql, {"d": dataset, "s": start, "e": end}) as stream:
+            batches = [batch for batch in stream if batch.num_rows]
+        if not batches:
             return np.zeros(0, np.int64), torch.zeros(0, dtype=torch.long), torch.zeros(0, 1)
-        partitions, offsets, keys, labels, times = zip(*rows, strict=True)
-        manifest = pa.table(
-            dict(zip(SCHEMA.names, [partitions, offsets, keys, labels, [1.0] * len(rows)], strict=True)), schema=SCHEMA
-        )
+        table = pa.Table.from_batches(batches)
+        columns = [table[name].cast(kind) for name, kind in zip(SCHEMA.names, SCHEMA.types, strict=True)]
+        manifest = pa.Table.from_arrays(columns, schema=SCHEMA)
         outputs = []
         loader = ChunkLoader(self.fetchers[dataset], decoder, manifest)
         try:
@@ -224,8 +225,9 @@ class EvaluatorService(TransactionalStage):
                         outputs.append(model(x[i : i + batch_size].to(device)).float().cpu())
         finally:
             loader.close()
-        logits = torch.cat(outputs)
-        return np.asarray(times, dtype=np.int64), torch.tensor(labels, dtype=torch.long), logits.reshape(len(rows), -1)
+        logits = torch.cat(outputs).reshape(table.num_rows, -1)
+        labels = torch.from_numpy(manifest["label"].to_numpy().copy())
+        return table["t"].to_numpy().astype(np.int64), labels, logits
 
     def close(self) -> None:
         super().close()
