@@ -115,6 +115,7 @@ class IngestService:
         max_batch: int = 20_000,
         max_wait_s: float = 0.5,
         codec: EventCodec | None = None,
+        producer: EventProducer | None = None,
         fault: Callable[[str], None] = lambda point: None,
     ) -> None:
         self.names = TopicNames(settings.namespace)
@@ -132,7 +133,7 @@ class IngestService:
         self._sample_header = SINGLE_OBJECT_MAGIC + self._sample_schema.fingerprint
         TopicAdmin(settings).ensure(project_topic_specs(self.names))
         store.migrate()
-        self.producer = EventProducer(settings)
+        self.producer = producer or EventProducer(settings)  # dead letters and progress records
         self.dead_letters = DeadLetterPublisher(self.producer, self.names.dlq)
         self.consumer = BatchConsumer(
             settings,

@@ -24,6 +24,7 @@ from modyn_stream.datasets import generate
 from modyn_stream.evaluation.service import EvaluatorService
 from modyn_stream.ingest.service import IngestService
 from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig, ReplaySection
 from modyn_stream.pipeline.registry import register_pipeline
@@ -112,7 +113,8 @@ def run_pipeline(
     store.migrate()
     artifacts = ArtifactStore(run_dir / "artifacts")
     progress = RunProgress()
-    pid = register_pipeline(config, settings, store)
+    producer = EventProducer(settings)  # one for registration, replay and ingest: each new one costs ~0.5 s
+    pid = register_pipeline(config, settings, store, producer)
     dataset = config.data.dataset_id
     if replay_data and config.replay and not state["replayed"]:
         progress.phase = "replaying"
@@ -124,12 +126,12 @@ def run_pipeline(
 
         source = replay_source(config.replay, config_dir)
         replay(settings, dataset, source, TimestampPolicy("field"), partitions=config.replay.partitions,
-               progress=replayed)  # fmt: skip
+               progress=replayed, producer=producer)  # fmt: skip
         state["replayed"] = True
         _save_state(run_dir, state)
     progress.phase = "running"
     services = [
-        ingest := IngestService(settings, store, max_wait_s=POLL_S),
+        ingest := IngestService(settings, store, max_wait_s=POLL_S, producer=producer),
         trigger := TriggerService(settings, store),
         selector := SelectorService(settings, store, artifacts),
         trainer := TrainerService(settings, store, artifacts),
