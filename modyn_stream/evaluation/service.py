@@ -21,17 +21,17 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 import torch
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Message
 
 from modyn_stream.artifacts import ArtifactError
 from modyn_stream.evaluation.metrics import compute, loss, metric_name
 from modyn_stream.evaluation.windows import Window, windows_for
 from modyn_stream.events import DecodedEvent
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.consumer import READER_OVERRIDES, BatchConsumer
+from modyn_stream.kafka.consumer import read_topic
 from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.stage import TransactionalStage
-from modyn_stream.kafka.topics import TopicAdmin, TopicNames
+from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.kafka.transactions import produce_in_transaction, transactional_producer
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import EvalHandler, PipelineConfig
@@ -53,6 +53,7 @@ COLUMNS = ("pipeline_id", "model_id", "trigger_index", "dataset", "window_start"
 class EvaluatorService(TransactionalStage):
     stage = "evaluator"
     consumes = "ModelVersionEvent"
+    max_handle_s = 6 * 3600  # scoring one model on large windows may take long
 
     def __init__(
         self,
@@ -63,9 +64,7 @@ class EvaluatorService(TransactionalStage):
         cache_bytes: int = 512 << 20,
         progress: Callable[[str], None] = lambda _: None,
     ) -> None:
-        hours = {"max.poll.interval.ms": 6 * 3600 * 1000}
-        super().__init__(settings, TopicNames(settings.namespace).models, instance=instance, consumer_overrides=hours)
-        self.settings = settings
+        super().__init__(settings, TopicNames(settings.namespace).models, instance=instance)
         self.store = store
         self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
         self.progress = progress
@@ -105,20 +104,11 @@ class EvaluatorService(TransactionalStage):
                 self.settings, f"{self.settings.namespace}.evaluator.after-pipeline.{pid}"
             )
             produce_in_transaction(producer, records, f"evaluator: after_pipeline events of {pid}")
-            producer.flush()
         return len(rows)
 
     def _after_pipeline_published(self, pid: str) -> bool:
-        topic = self.names.evaluations
-        partitions = [TopicPartition(topic, p, 0) for p in TopicAdmin(self.settings).partitions(topic)]
-        key = pid.encode()
-        with BatchConsumer(
-            self.settings, f"{self.settings.namespace}.evaluator-recovery", overrides=READER_OVERRIDES
-        ) as consumer:
-            consumer.assign(partitions)
-            return any(
-                m.key() == key and AFTER_PIPELINE in (m.headers() or []) for m in consumer.read_to_end(partitions)
-            )
+        messages = read_topic(self.settings, self.names.evaluations, f"{self.settings.namespace}.evaluator-recovery")
+        return any(m.key() == pid.encode() and AFTER_PIPELINE in (m.headers() or []) for m in messages)
 
     def _record(self, row: dict, headers: list[tuple[str, bytes]] | None = None) -> OutgoingRecord:
         return OutgoingRecord(

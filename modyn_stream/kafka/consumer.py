@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.exceptions import KafkaLayerError
+from modyn_stream.kafka.topics import TopicAdmin
 
 log = logging.getLogger(__name__)
 
@@ -228,3 +229,11 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
         key = (msg.topic(), msg.partition())
         last[key] = max(last.get(key, -1), msg.offset())
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+
+
+def read_topic(settings: KafkaSettings, topic: str, group: str) -> list[Message]:
+    """Every committed message of `topic` up to its current end: state a service keeps on a topic."""
+    partitions = [TopicPartition(topic, p, 0) for p in TopicAdmin(settings).partitions(topic)]
+    with BatchConsumer(settings, group, overrides=READER_OVERRIDES) as consumer:
+        consumer.assign(partitions)
+        return list(consumer.read_to_end(partitions))

@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 class TransactionalStage:
     stage = "stage"  # names the consumer group, the transactional id and dead letters
     consumes = "TriggerEvent"  # the event type expected on the input topic
+    max_handle_s: float | None = None  # longest one event may take, if over the consumer's default (5 min)
 
-    def __init__(
-        self, settings: KafkaSettings, input_topic: str, *, instance: str = "0", consumer_overrides: dict | None = None
-    ) -> None:
+    def __init__(self, settings: KafkaSettings, input_topic: str, *, instance: str = "0") -> None:
+        self.settings = settings
         self.names = TopicNames(settings.namespace)
         self.codec = EventCodec.for_settings(settings)
         TopicAdmin(settings).ensure(project_topic_specs(self.names))
@@ -39,7 +39,7 @@ class TransactionalStage:
             input_topics=[input_topic],
             transform=self._transform,
             max_batch=1,  # one transaction per event: a slow one delays no committed one
-            consumer_overrides=consumer_overrides,
+            consumer_overrides={"max.poll.interval.ms": int(self.max_handle_s * 1000)} if self.max_handle_s else None,
         )
         self.done = 0  # committed input events that gave outputs
         self.dead_letters = 0  # committed input events that became dead letters

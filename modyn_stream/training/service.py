@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 class TrainerService(TransactionalStage):
     stage = "trainer"
     consumes = "TrainingSetEvent"
+    max_handle_s = 6 * 3600  # training one trigger may take hours
 
     def __init__(
         self,
@@ -57,10 +58,7 @@ class TrainerService(TransactionalStage):
         cache_bytes: int = 512 << 20,
         fault: Callable[[str], None] = lambda point: None,
     ) -> None:
-        names = TopicNames(settings.namespace)
-        hours = {"max.poll.interval.ms": 6 * 3600 * 1000}  # training one trigger may take hours
-        super().__init__(settings, names.training_sets, instance=instance, consumer_overrides=hours)
-        self.settings = settings
+        super().__init__(settings, TopicNames(settings.namespace).training_sets, instance=instance)
         self.store = store
         self.artifacts = artifacts
         self.fault = fault  # crash-injection points for tests: after_checkpoint, after_store

@@ -19,12 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import TopicPartition
-
 from modyn_stream.events import EventCodec
 from modyn_stream.ingest.watermark import END_OF_TIME, global_watermark
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.consumer import READER_OVERRIDES, BatchConsumer
+from modyn_stream.kafka.consumer import read_topic
 from modyn_stream.kafka.exceptions import TopicError
 from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
@@ -76,13 +74,8 @@ class TriggerService:
 
     def _recover(self) -> dict[str, TriggerState]:
         """Each pipeline's state from the committed TriggerEvents; re-project them into ClickHouse."""
-        topic = self.names.triggers
-        partitions = [TopicPartition(topic, p, 0) for p in self.admin.partitions(topic)]
-        with BatchConsumer(
-            self.settings, f"{self.settings.namespace}.trigger-recovery", overrides=READER_OVERRIDES
-        ) as consumer:
-            consumer.assign(partitions)
-            events = [self.codec.decode(m.value()).record for m in consumer.read_to_end(partitions)]
+        messages = read_topic(self.settings, self.names.triggers, f"{self.settings.namespace}.trigger-recovery")
+        events = [self.codec.decode(m.value()).record for m in messages]
         states: dict[str, TriggerState] = {}
         for event in sorted(events, key=lambda e: (e["pipeline_id"], e["trigger_index"])):
             states[event["pipeline_id"]] = TriggerState(
