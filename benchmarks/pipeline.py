@@ -64,6 +64,7 @@ def plain(example: Path, samples: int | None) -> dict:
 
     from modyn_stream.evaluation.metrics import compute
     from modyn_stream.evaluation.windows import static_windows
+    from modyn_stream.orchestration.run import replay_source
     from modyn_stream.replay.sources import SampleSource
     from modyn_stream.training.models import build_model
 
@@ -71,8 +72,6 @@ def plain(example: Path, samples: int | None) -> dict:
     if config.trigger.id != "DataAmountTrigger" or config.selection_strategy.name != "NewDataStrategy":
         raise SystemExit("the plain baseline covers DataAmountTrigger + NewDataStrategy examples")
     started = time.monotonic()
-    from modyn_stream.orchestration.run import replay_source
-
     source: SampleSource = replay_source(config.replay, example.parent)
     decoder = config.data.decoder_config
     x = torch.from_numpy(np.frombuffer(b"".join(source.payloads), dtype=decoder["dtype"]).astype(np.float32))
