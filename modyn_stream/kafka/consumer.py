@@ -196,7 +196,10 @@ class BatchConsumer:
                 raise KafkaLayerError(
                     f"consumer {self.group_id}: no progress for {timeout_s:g} s short of the end offsets: {behind}"
                 )
-            for msg in self.poll_batch(1000, 0.2):
+            # consume() returns early only once it has all it asked for, so ask for no more than is left
+            # (transaction markers take offsets too, hence the short timeout).
+            left = sum(end - reached[key] for key, end in ends.items() if reached[key] < end)
+            for msg in self.poll_batch(min(1000, left), 0.02):
                 key = (msg.topic(), msg.partition())
                 reached[key] = max(reached[key], msg.offset() + 1)
                 yield msg
