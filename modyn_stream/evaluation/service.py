@@ -86,6 +86,9 @@ class EvaluatorService(TransactionalStage):
     def evaluate_pipeline(self, config: PipelineConfig, pid: str) -> int:
         """Run the `after_pipeline` handlers over every stored model of the pipeline and publish their
         events, unless that was done before; return how many metric values were published now."""
+        handlers = config.evaluation.handlers if config.evaluation else []
+        if not any(h.execution_time == "after_pipeline" for h in handlers):
+            return 0  # nothing to publish, so no need to read the topic for the marker
         if self._after_pipeline_published(pid):
             return 0
         models = self.store.query(
