@@ -45,6 +45,10 @@ class TransactionalStage:
         self.dead_letters = 0  # committed input events that became dead letters
         self._outputs: list[list[OutgoingRecord]] = []
 
+    def start(self) -> None:
+        """Register the transactional id and subscribe now (the first `step` does it otherwise)."""
+        self.processor.start()
+
     def step(self, timeout_s: float | None = None) -> int:
         """Process the next input event, waiting up to `timeout_s` for one; return how many were committed
         (0 or 1). A loop stepping several stages in turn passes a short timeout so none waits on another."""

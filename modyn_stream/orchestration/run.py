@@ -16,6 +16,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from modyn_stream.pipeline.registry import register_pipeline
 from modyn_stream.replay.publisher import TimestampPolicy, replay
 from modyn_stream.replay.sources import SampleSource, read_npz
 from modyn_stream.selection.service import SelectorService
+from modyn_stream.training.loop import preload_optimizers
 from modyn_stream.training.service import TrainerService
 from modyn_stream.triggers.service import TriggerService
 
@@ -106,6 +108,7 @@ def run_pipeline(
 ) -> RunResult:
     """Run the pipeline to its last evaluation; `settings` must reach a broker (see kafka.connect)."""
     started = time.monotonic()
+    preload_optimizers()  # overlaps the setup below, which mostly waits on the broker and ClickHouse
     run_dir = run_directory(config, runs)
     state = _run_state(run_dir, settings.namespace, fresh)
     settings = settings.model_copy(update={"namespace": state["namespace"]})
@@ -114,32 +117,41 @@ def run_pipeline(
     artifacts = ArtifactStore(run_dir / "artifacts")
     progress = RunProgress()
     producer = EventProducer(settings)  # one for registration, replay and ingest: each new one costs ~0.5 s
-    pid = register_pipeline(config, settings, store, producer)
     dataset = config.data.dataset_id
-    if replay_data and config.replay and not state["replayed"]:
-        progress.phase = "replaying"
-        update(progress)
-
-        def replayed(done: int, total: int) -> None:
-            progress.replayed = done
-            update(progress)
-
-        source = replay_source(config.replay, config_dir)
-        replay(settings, dataset, source, TimestampPolicy("field"), partitions=config.replay.partitions,
-               progress=replayed, producer=producer)  # fmt: skip
-        state["replayed"] = True
-        _save_state(run_dir, state)
-    progress.phase = "running"
-    services = [
-        ingest := IngestService(settings, store, max_wait_s=POLL_S, producer=producer),
-        trigger := TriggerService(settings, store),
-        selector := SelectorService(settings, store, artifacts),
-        trainer := TrainerService(settings, store, artifacts),
-        evaluator := EvaluatorService(settings, store),
-    ]
-    evaluated_before = _count(store, "SELECT count(DISTINCT model_id) FROM evaluations WHERE pipeline_id = {p:String}",
-                              pid)  # fmt: skip
+    to_replay = replay_data and config.replay is not None and not state["replayed"]
+    services: list = []
     try:
+        # Setup mostly waits on the broker and ClickHouse: generating the data and the stages' Kafka
+        # handshakes (transactional ids, consumer groups) run meanwhile.
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="run-setup") as pool:
+            generated = pool.submit(replay_source, config.replay, config_dir) if to_replay else None
+            pid = register_pipeline(config, settings, store, producer)
+            services += [
+                trigger := TriggerService(settings, store),
+                selector := SelectorService(settings, store, artifacts),
+                trainer := TrainerService(settings, store, artifacts),
+                evaluator := EvaluatorService(settings, store),
+            ]
+            started_stages = [pool.submit(stage.start) for stage in (selector, trainer, evaluator)]
+            if generated is not None:
+                progress.phase = "replaying"
+                update(progress)
+
+                def replayed(done: int, total: int) -> None:
+                    progress.replayed = done
+                    update(progress)
+
+                replay(settings, dataset, generated.result(), TimestampPolicy("field"),
+                       partitions=config.replay.partitions, progress=replayed, producer=producer)  # fmt: skip
+                state["replayed"] = True
+                _save_state(run_dir, state)
+            for stage in started_stages:
+                stage.result()
+        # After the replay: the ingest subscribes by pattern and sees the samples topic at once.
+        services.insert(0, ingest := IngestService(settings, store, max_wait_s=POLL_S, producer=producer))
+        progress.phase = "running"
+        evaluated_before = _count(store, "SELECT count(DISTINCT model_id) FROM evaluations WHERE pipeline_id = "
+                                  "{p:String}", pid)  # fmt: skip
         quiet_since, counted = None, False
         while not stop():
             worked = ingest.step() + trigger.step() + sum(s.step(POLL_S) for s in (selector, trainer, evaluator))

@@ -8,6 +8,8 @@ boundaries depend only on the manifest, so the same seed and manifest give the s
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +32,16 @@ class TrainOutcome:
     losses: list[float] = field(default_factory=list)  # every `record_loss_every` batches
     train_s: float = 0.0
     resumed_after: int = 0  # batches restored from a checkpoint
+
+
+def preload_optimizers() -> threading.Thread:
+    """Import in the background what torch's first optimizer imports on the spot (torch._dynamo, ~1 s).
+
+    A trainer starts this when it starts, so its first training set does not wait for the import.
+    """
+    thread = threading.Thread(target=importlib.import_module, args=("torch._dynamo",), name="preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_optimizers(model: nn.Module, configs: list[OptimizerConfig]) -> dict[str, torch.optim.Optimizer]:
