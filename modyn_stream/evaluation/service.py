@@ -42,7 +42,7 @@ from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
 from modyn_stream.training.loader import ChunkLoader
 from modyn_stream.training.model_store import load_model
-from modyn_stream.training.models import build_model
+from modyn_stream.training.models import model_with_weights
 
 log = logging.getLogger(__name__)
 AFTER_PIPELINE = ("modyn.execution_time", b"after_pipeline")  # header marking after_pipeline events
@@ -127,8 +127,8 @@ class EvaluatorService(TransactionalStage):
         jobs = self._windows(config, handlers, event["pipeline_id"], event["trigger_index"])
         if not any(jobs.values()):
             return []
-        model = build_model(config.model.id, config.model.config, trusted=config.model.trusted)
-        model.load_state_dict(load_model(event["model_uri"], event["model_sha256"])[0])
+        state = load_model(event["model_uri"], event["model_sha256"])[0]
+        model = model_with_weights(config.model.id, config.model.config, state, trusted=config.model.trusted)
         device = torch.device(config.evaluation.device)
         model.to(device).eval()
         decoder = build_decoder(

@@ -151,3 +151,15 @@ def build_model(model_id: str, config: dict, *, trusted: bool = False) -> nn.Mod
         return factory(**config)
     except TypeError as exc:
         raise TrainingError(f"model {model_id}: bad config {config}: {exc}") from None
+
+
+def model_with_weights(model_id: str, config: dict, state_dict: dict, *, trusted: bool = False) -> nn.Module:
+    """A model holding `state_dict`, built without drawing initial weights.
+
+    Building on the meta device skips the random initialisation, which would be overwritten anyway,
+    and leaves torch's global random generator alone (a trainer seeds it for its initial weights).
+    """
+    with torch.device("meta"):
+        model = build_model(model_id, config, trusted=trusted)
+    model.load_state_dict(state_dict, assign=True)
+    return model
