@@ -120,33 +120,33 @@ def run_pipeline(
     dataset = config.data.dataset_id
     to_replay = replay_data and config.replay is not None and not state["replayed"]
     services: list = []
+    # Setup mostly waits on the broker and ClickHouse: the data is generated meanwhile, and the stages'
+    # Kafka handshakes (transactional ids, consumer groups) go on while the replay and ingest start.
+    # One handshake at a time: the broker's transaction coordinator answers concurrent ones 0.5 s later.
+    generation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-generate")
+    handshakes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-handshake")
     try:
-        # Setup mostly waits on the broker and ClickHouse: generating the data and the stages' Kafka
-        # handshakes (transactional ids, consumer groups) run meanwhile.
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="run-setup") as pool:
-            generated = pool.submit(replay_source, config.replay, config_dir) if to_replay else None
-            pid = register_pipeline(config, settings, store, producer)
-            services += [
-                trigger := TriggerService(settings, store),
-                selector := SelectorService(settings, store, artifacts),
-                trainer := TrainerService(settings, store, artifacts),
-                evaluator := EvaluatorService(settings, store),
-            ]
-            started_stages = [pool.submit(stage.start) for stage in (selector, trainer, evaluator)]
-            if generated is not None:
-                progress.phase = "replaying"
+        generated = generation.submit(replay_source, config.replay, config_dir) if to_replay else None
+        pid = register_pipeline(config, settings, store, producer)
+        services += [
+            trigger := TriggerService(settings, store),
+            selector := SelectorService(settings, store, artifacts),
+            trainer := TrainerService(settings, store, artifacts),
+            evaluator := EvaluatorService(settings, store),
+        ]
+        starting = {stage: handshakes.submit(stage.start) for stage in (selector, trainer, evaluator)}
+        if generated is not None:
+            progress.phase = "replaying"
+            update(progress)
+
+            def replayed(done: int, total: int) -> None:
+                progress.replayed = done
                 update(progress)
 
-                def replayed(done: int, total: int) -> None:
-                    progress.replayed = done
-                    update(progress)
-
-                replay(settings, dataset, generated.result(), TimestampPolicy("field"),
-                       partitions=config.replay.partitions, progress=replayed, producer=producer)  # fmt: skip
-                state["replayed"] = True
-                _save_state(run_dir, state)
-            for stage in started_stages:
-                stage.result()
+            replay(settings, dataset, generated.result(), TimestampPolicy("field"),
+                   partitions=config.replay.partitions, progress=replayed, producer=producer)  # fmt: skip
+            state["replayed"] = True
+            _save_state(run_dir, state)
         # After the replay: the ingest subscribes by pattern and sees the samples topic at once.
         services.insert(0, ingest := IngestService(settings, store, max_wait_s=POLL_S, producer=producer))
         progress.phase = "running"
@@ -154,7 +154,7 @@ def run_pipeline(
                                   "{p:String}", pid)  # fmt: skip
         quiet_since, counted = None, False
         while not stop():
-            worked = ingest.step() + trigger.step() + sum(s.step(POLL_S) for s in (selector, trainer, evaluator))
+            worked = ingest.step() + trigger.step() + sum(s.step(POLL_S) for s in _started(starting))
             progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)
             if worked or not counted:  # triggers and models only change when a stage did work
                 progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}",
@@ -189,9 +189,16 @@ def run_pipeline(
         progress.phase = "done"
         update(progress)
     finally:
+        for pool in (generation, handshakes):
+            pool.shutdown(cancel_futures=True)  # waits for work under way
         for service in reversed(services):
             service.close()
     return RunResult(pid, run_dir, store, progress, time.monotonic() - started)
+
+
+def _started(starting: dict) -> list:
+    """The stages whose Kafka handshake is done (raising its error if it failed)."""
+    return [stage for stage, handshake in starting.items() if handshake.done() and handshake.result() is None]
 
 
 def _count(store: MetadataStore, sql: str, pid: str) -> int:
