@@ -53,6 +53,7 @@ class EventProducer:
         if transactional_id:
             conf["transactional.id"] = transactional_id
         self.bootstrap = settings.bootstrap_servers
+        self.transactional_id = transactional_id
         self._producer = Producer(conf)
         self._lock = threading.Lock()
         self._failures = 0

@@ -139,9 +139,14 @@ def produce_in_transaction(producer: EventProducer, records: Iterable[OutgoingRe
 
 def transactional_producer(settings: KafkaSettings, transactional_id: str, timeout_s: float = 30.0) -> EventProducer:
     """A producer with `transactional_id` registered, which fences any older producer using that id."""
-    producer = EventProducer(settings, transactional_id=transactional_id)
+    return init_transactions(EventProducer(settings, transactional_id=transactional_id), timeout_s)
+
+
+def init_transactions(producer: EventProducer, timeout_s: float = 30.0) -> EventProducer:
+    """Register the producer's transactional id. A new producer gets its producer id up to 0.5 s after it
+    was created (librdkafka's timer), so create it early and register it when it is needed."""
     try:
         producer.raw.init_transactions(timeout_s)
     except KafkaException as exc:
-        raise TransactionError(f"{transactional_id}: init_transactions failed: {exc.args[0].str()}") from None
+        raise TransactionError(f"{producer.transactional_id}: init_transactions failed: {exc.args[0].str()}") from None
     return producer

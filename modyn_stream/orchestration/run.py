@@ -112,11 +112,13 @@ def run_pipeline(
     run_dir = run_directory(config, runs)
     state = _run_state(run_dir, settings.namespace, fresh)
     settings = settings.model_copy(update={"namespace": state["namespace"]})
+    # One producer for registration, replay and ingest: a new one waits up to 0.5 s for its producer
+    # id (librdkafka's timer), a wait this one spends while ClickHouse starts.
+    producer = EventProducer(settings)
     store = run_store(run_dir)
     store.migrate()
     artifacts = ArtifactStore(run_dir / "artifacts")
     progress = RunProgress()
-    producer = EventProducer(settings)  # one for registration, replay and ingest: each new one costs ~0.5 s
     dataset = config.data.dataset_id
     to_replay = replay_data and config.replay is not None and not state["replayed"]
     services: list = []

@@ -24,9 +24,9 @@ from modyn_stream.ingest.watermark import END_OF_TIME, global_watermark
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import read_topic
 from modyn_stream.kafka.exceptions import TopicError
-from modyn_stream.kafka.producer import OutgoingRecord
+from modyn_stream.kafka.producer import EventProducer, OutgoingRecord
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
-from modyn_stream.kafka.transactions import produce_in_transaction, transactional_producer
+from modyn_stream.kafka.transactions import init_transactions, produce_in_transaction
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipelines
@@ -62,12 +62,14 @@ class TriggerService:
         self.idle_timeout_ms = idle_timeout_ms
         self.fault = fault  # crash-injection point for tests: after_commit
         self.codec = EventCodec.for_settings(settings)
+        # Created first, registered last: its producer id arrives while the state is recovered.
+        self.producer = EventProducer(settings, transactional_id=f"{settings.namespace}.trigger-service")
         self.admin = TopicAdmin(settings)
         self.admin.ensure(project_topic_specs(self.names))
         store.migrate()
         self.progress = ProgressTracker(settings, self.codec, f"{settings.namespace}.trigger-progress")
         self.states = self._recover()
-        self.producer = transactional_producer(settings, f"{settings.namespace}.trigger-service")
+        init_transactions(self.producer)
         self.fired = 0
 
     # -- state ----------------------------------------------------------------------------------
