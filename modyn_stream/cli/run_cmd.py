@@ -49,10 +49,14 @@ def run(
         shutdown.on_signals(),
         Live(table(RunProgress()), console=err, refresh_per_second=4) as live,
     ):
-        result = run_pipeline(
-            config, settings, runs, config_dir=pipeline.parent, fresh=fresh, replay_data=not no_replay,
-            update=lambda progress: live.update(table(progress)), stop=lambda: shutdown.is_set,
-        )  # fmt: skip
+        try:
+            result = run_pipeline(
+                config, settings, runs, config_dir=pipeline.parent, fresh=fresh, replay_data=not no_replay,
+                update=lambda progress: live.update(table(progress)), stop=lambda: shutdown.is_set,
+            )  # fmt: skip
+        except BaseException:
+            live.transient = True  # the error alone, on a line of its own
+            raise
         live.stop()
         if not err.is_terminal:
             err.line()  # a log or a pipe: rich leaves its last frame without a line end

@@ -119,6 +119,13 @@ def test_a_run_without_kafka_or_with_a_broken_config_stops_at_once_with_one_line
     assert done.returncode != 0 and "trigger.num_sample: unknown field (did you mean 'num_samples'?)" in done.stderr
     assert not (tmp_path / "small-digits").exists(), "nothing started"
 
+    missing = tmp_path / "missing.yaml"  # the data is read while the services start: its error still ends the run
+    missing.write_text(pipeline.read_text().replace("generator: digits-drift", "path: nowhere.npz"))
+    done = modyn("run", str(missing), "--runs", str(tmp_path), bootstrap=kafka_settings.bootstrap_servers,
+                 namespace="x", timeout=60)  # fmt: skip
+    assert done.returncode != 0 and "nowhere.npz" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
 
 def run_example(kafka_settings, tmp_path: Path, pipeline: Path, name: str) -> Path:
     done = modyn("run", str(pipeline), "--runs", str(tmp_path), bootstrap=kafka_settings.bootstrap_servers,
