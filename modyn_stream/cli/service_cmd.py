@@ -6,6 +6,7 @@ environment variables, then the command's own options, each overriding the one b
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -185,7 +186,10 @@ def trainer(
 ) -> None:
     """Train a model version per TrainingSetEvent: payloads fetched from Kafka by offset, PyTorch, the model store."""
     from modyn_stream.artifacts import ArtifactStore
+    from modyn_stream.training.loop import preload_optimizers
     from modyn_stream.training.service import TrainerService
+
+    threading.Thread(target=preload_optimizers, name="preload", daemon=True).start()
 
     def progress(service: TrainerService) -> str:
         last = service.last_event

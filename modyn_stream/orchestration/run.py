@@ -108,7 +108,6 @@ def run_pipeline(
 ) -> RunResult:
     """Run the pipeline to its last evaluation; `settings` must reach a broker (see kafka.connect)."""
     started = time.monotonic()
-    preload_optimizers()  # overlaps the setup below, which mostly waits on the broker and ClickHouse
     run_dir = run_directory(config, runs)
     state = _run_state(run_dir, settings.namespace, fresh)
     settings = settings.model_copy(update={"namespace": state["namespace"]})
@@ -129,6 +128,7 @@ def run_pipeline(
     handshakes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-handshake")
     try:
         generated = generation.submit(replay_source, config.replay, config_dir) if to_replay else None
+        generation.submit(preload_optimizers)  # after the data: the replay waits for that, training later
         pid = register_pipeline(config, settings, store, producer)
         services += [
             trigger := TriggerService(settings, store),

@@ -9,7 +9,6 @@ boundaries depend only on the manifest, so the same seed and manifest give the s
 from __future__ import annotations
 
 import importlib
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,14 +33,13 @@ class TrainOutcome:
     resumed_after: int = 0  # batches restored from a checkpoint
 
 
-def preload_optimizers() -> threading.Thread:
-    """Import in the background what torch's first optimizer imports on the spot (torch._dynamo, ~1 s).
+def preload_optimizers() -> None:
+    """Import what torch's first optimizer imports on the spot (torch._dynamo, ~1 s of Python).
 
-    A trainer starts this when it starts, so its first training set does not wait for the import.
+    A process that will train calls this in the background when it starts, so its first training
+    set does not wait for the import.
     """
-    thread = threading.Thread(target=importlib.import_module, args=("torch._dynamo",), name="preload", daemon=True)
-    thread.start()
-    return thread
+    importlib.import_module("torch._dynamo")
 
 
 def build_optimizers(model: nn.Module, configs: list[OptimizerConfig]) -> dict[str, torch.optim.Optimizer]:

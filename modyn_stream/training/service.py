@@ -36,7 +36,7 @@ from modyn_stream.training.decoders import build_decoder
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
 from modyn_stream.training.loader import ChunkLoader
-from modyn_stream.training.loop import preload_optimizers, train
+from modyn_stream.training.loop import train
 from modyn_stream.training.model_store import StoredVersion, load_model, model_path, save_model
 from modyn_stream.training.models import build_model
 
@@ -65,7 +65,6 @@ class TrainerService(TransactionalStage):
         self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
         self.last_event: dict | None = None
         store.migrate()
-        preload_optimizers()
 
     @property
     def trained(self) -> int:
