@@ -136,7 +136,7 @@ def run_pipeline(
             trainer := TrainerService(settings, store, artifacts),
             evaluator := EvaluatorService(settings, store),
         ]
-        starting = {stage: handshakes.submit(stage.start) for stage in (selector, trainer, evaluator)}
+        starting = {stage: handshakes.submit(stage.start) for stage in (trigger, selector, trainer, evaluator)}
         if generated is not None:
             progress.phase = "replaying"
             update(progress)
@@ -156,7 +156,7 @@ def run_pipeline(
                                   "{p:String}", pid)  # fmt: skip
         quiet_since, counted = None, False
         while not stop():
-            worked = ingest.step() + trigger.step() + sum(s.step(POLL_S) for s in _started(starting))
+            worked = ingest.step() + sum(_step(stage) for stage in _started(starting))
             progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)
             if worked or not counted:  # triggers and models only change when a stage did work
                 progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}",
@@ -201,6 +201,11 @@ def run_pipeline(
 def _started(starting: dict) -> list:
     """The stages whose Kafka handshake is done (raising its error if it failed)."""
     return [stage for stage, handshake in starting.items() if handshake.done() and handshake.result() is None]
+
+
+def _step(stage) -> int:
+    """One step of a stage sharing the loop: none waits longer than POLL_S for input."""
+    return stage.step() if isinstance(stage, TriggerService) else stage.step(POLL_S)
 
 
 def _count(store: MetadataStore, sql: str, pid: str) -> int:

@@ -1,8 +1,9 @@
 """The trigger service: evaluates every registered pipeline's trigger and emits TriggerEvents.
 
 Exactly once, without coordinating Kafka and ClickHouse: `{ns}.triggers` is the record of what
-fired. Each firing is one Kafka transaction (the transactional id fences a zombie instance); on
-start the service reads that topic back (read_committed) to learn each pipeline's last trigger,
+fired. Each firing is one Kafka transaction; on start the service first registers its
+transactional id, which fences a zombie instance, then reads that topic back (read_committed),
+so nothing can be committed after it has read, to learn each pipeline's last trigger,
 its boundary and the ingest snapshot it saw, then continues from there. The ClickHouse
 `triggers` rows are a projection written after each commit and repaired from the topic on start
 (same rows, deduplicated by token), so a crash at any point neither skips nor repeats a trigger.
@@ -15,6 +16,7 @@ came from, and event times strictly below it (see `sample_index.py`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,17 +64,30 @@ class TriggerService:
         self.idle_timeout_ms = idle_timeout_ms
         self.fault = fault  # crash-injection point for tests: after_commit
         self.codec = EventCodec.for_settings(settings)
-        # Created first, registered last: its producer id arrives while the state is recovered.
+        # Registered in `start`: a new producer gets its producer id up to 0.5 s after it is created.
         self.producer = EventProducer(settings, transactional_id=f"{settings.namespace}.trigger-service")
         self.admin = TopicAdmin(settings)
         self.admin.ensure(project_topic_specs(self.names))
         store.migrate()
         self.progress = ProgressTracker(settings, self.codec, f"{settings.namespace}.trigger-progress")
-        self.states = self._recover()
-        init_transactions(self.producer)
+        self.states: dict[str, TriggerState] = {}
         self.fired = 0
+        self._started = False
+        self._start_lock = threading.Lock()
 
     # -- state ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fence any older instance, then recover the state (the first `step` does it otherwise).
+
+        Registering the transactional id first aborts or completes whatever an older instance still
+        has in flight and fences it, so the TriggerEvents read next are all it will ever commit.
+        """
+        with self._start_lock:
+            if not self._started:
+                init_transactions(self.producer)
+                self.states = self._recover()
+                self._started = True
 
     def _recover(self) -> dict[str, TriggerState]:
         """Each pipeline's state from the committed TriggerEvents; re-project them into ClickHouse."""
@@ -92,6 +107,7 @@ class TriggerService:
 
     def step(self) -> int:
         """Evaluate every pipeline once against the latest progress; return the number of triggers fired."""
+        self.start()
         self.progress.refresh()
         fired = 0
         for pid, config in registered_pipelines(self.store).items():
