@@ -111,24 +111,24 @@ def run_pipeline(
     run_dir = run_directory(config, runs)
     state = _run_state(run_dir, settings.namespace, fresh)
     settings = settings.model_copy(update={"namespace": state["namespace"]})
-    # One producer for registration, replay and ingest: a new one waits up to 0.5 s for its producer
-    # id (librdkafka's timer), a wait this one spends while ClickHouse starts.
-    producer = EventProducer(settings)
-    store = run_store(run_dir)
-    store.migrate()
-    artifacts = ArtifactStore(run_dir / "artifacts")
-    progress = RunProgress()
-    dataset = config.data.dataset_id
     to_replay = replay_data and config.replay is not None and not state["replayed"]
-    services: list = []
     # Setup mostly waits on the broker and ClickHouse: the data is generated meanwhile, and the stages'
     # Kafka handshakes (transactional ids, consumer groups) go on while the replay and ingest start.
     # One handshake at a time: the broker's transaction coordinator answers concurrent ones 0.5 s later.
     generation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-generate")
     handshakes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-handshake")
+    services: list = []
     try:
         generated = generation.submit(replay_source, config.replay, config_dir) if to_replay else None
         generation.submit(preload_optimizers)  # after the data: the replay waits for that, training later
+        # One producer for registration, replay and ingest: a new one waits up to 0.5 s for its producer
+        # id (librdkafka's timer), a wait this one spends while ClickHouse starts.
+        producer = EventProducer(settings)
+        store = run_store(run_dir)
+        store.migrate()
+        artifacts = ArtifactStore(run_dir / "artifacts")
+        progress = RunProgress()
+        dataset = config.data.dataset_id
         pid = register_pipeline(config, settings, store, producer)
         services += [
             trigger := TriggerService(settings, store),
