@@ -50,6 +50,7 @@ class MetadataStore:
         self.url = url
         self.database = database
         self._lock = threading.RLock()
+        self._migrated = False
         self._client = self._connect(url, database)
 
     @classmethod
@@ -142,7 +143,11 @@ class MetadataStore:
     # -- migrations ---------------------------------------------------------------------------
 
     def migrate(self) -> list[int]:
-        """Apply pending migrations in order; return the versions applied (empty when up to date)."""
+        """Apply pending migrations in order; return the versions applied (empty when up to date).
+
+        Every service migrates the store it is given; after the first, this store knows it is done."""
+        if self._migrated:
+            return []
         self.command(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
             "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
@@ -156,6 +161,7 @@ class MetadataStore:
                 self.command(statement)
             self.insert("schema_migrations", {"version": [migration.version], "name": [migration.name]})
             applied.append(migration.version)
+        self._migrated = True
         return applied
 
     def schema_version(self) -> int:

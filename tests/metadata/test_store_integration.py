@@ -22,6 +22,7 @@ def test_migrations_create_every_table_and_reapplying_is_a_no_op(store):
     tables = {row[0] for row in store.query("SHOW TABLES")}
     assert {"samples", "ingest_progress", "pipelines", "triggers", "training_sets", "models", "evaluations"} <= tables
     assert store.migrate() == []
+    assert MetadataStore(store.url, store.database).migrate() == [], "a new client finds them applied"
     assert store.schema_version() == MIGRATIONS[-1].version
     assert store.query("SELECT count() FROM schema_migrations") == [(len(MIGRATIONS),)]
 
