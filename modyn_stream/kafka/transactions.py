@@ -56,7 +56,7 @@ class TransactionalProcessor:
     def start(self, timeout_s: float = 30.0) -> None:
         """Register the transactional id (fencing older instances) and subscribe."""
         if not self._initialised:
-            self._call("init_transactions", lambda: self.producer.raw.init_transactions(timeout_s))
+            init_transactions(self.producer, timeout_s)
             self.consumer.subscribe(self._input_topics)
             self._initialised = True
 
