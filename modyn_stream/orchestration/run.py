@@ -16,8 +16,9 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from modyn_stream.artifacts import ArtifactStore
@@ -136,7 +137,9 @@ def run_pipeline(
             trainer := TrainerService(settings, store, artifacts),
             evaluator := EvaluatorService(settings, store),
         ]
-        starting = {stage: handshakes.submit(stage.start) for stage in (trigger, selector, trainer, evaluator)}
+        # Each stage's step, once its handshake is done; none waits longer than POLL_S for input.
+        steps = [(trigger, trigger.step), *((s, partial(s.step, POLL_S)) for s in (selector, trainer, evaluator))]
+        starting = [(handshakes.submit(stage.start), step) for stage, step in steps]
         if generated is not None:
             progress.phase = "replaying"
             update(progress)
@@ -156,7 +159,7 @@ def run_pipeline(
                                   "{p:String}", pid)  # fmt: skip
         quiet_since, counted = None, False
         while not stop():
-            worked = ingest.step() + sum(_step(stage) for stage in _started(starting))
+            worked = ingest.step() + sum(step() for handshake, step in starting if _done(handshake))
             progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)
             if worked or not counted:  # triggers and models only change when a stage did work
                 progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}",
@@ -198,14 +201,9 @@ def run_pipeline(
     return RunResult(pid, run_dir, store, progress, time.monotonic() - started)
 
 
-def _started(starting: dict) -> list:
-    """The stages whose Kafka handshake is done (raising its error if it failed)."""
-    return [stage for stage, handshake in starting.items() if handshake.done() and handshake.result() is None]
-
-
-def _step(stage) -> int:
-    """One step of a stage sharing the loop: none waits longer than POLL_S for input."""
-    return stage.step() if isinstance(stage, TriggerService) else stage.step(POLL_S)
+def _done(handshake: Future) -> bool:
+    """Whether a stage's Kafka handshake is done (raising its error if it failed)."""
+    return handshake.done() and handshake.result() is None
 
 
 def _count(store: MetadataStore, sql: str, pid: str) -> int:
