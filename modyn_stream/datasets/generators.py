@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,23 @@ def _event_times(rng: np.random.Generator, samples: int, days: float, start_ms: 
     return np.sort(start_ms + rng.integers(0, int(days * DAY_MS), size=samples, dtype=np.int64))
 
 
+def bundled_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits (values 0-16) and their labels.
+
+    Read from the file scikit-learn ships rather than through `sklearn.datasets`, whose import
+    alone takes over a second: every run of a digits pipeline would wait for it.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if path is None or not path.is_file():  # a scikit-learn that keeps its data elsewhere
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.images, digits.target.astype(np.int64)
+    data = np.loadtxt(path, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
+
+
 def digits_drift(
     samples: int = 20_000,
     seed: int = 0,
@@ -54,11 +72,9 @@ def digits_drift(
     start_ms: int = DEFAULT_START_MS,
 ) -> GeneratedDataset:
     from scipy.ndimage import rotate
-    from sklearn.datasets import load_digits
 
-    digits = load_digits()
-    images = (digits.images * (255.0 / 16.0)).astype(np.float32)
-    targets = digits.target.astype(np.int64)
+    images, targets = bundled_digits()
+    images = (images * (255.0 / 16.0)).astype(np.float32)
     rng = np.random.default_rng(seed)
     t = _event_times(rng, samples, days, start_ms)
     phase = np.minimum((t - start_ms) * phases // int(days * DAY_MS), phases - 1)

@@ -5,7 +5,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from modyn_stream.datasets import generate
-from modyn_stream.datasets.generators import DAY_MS
+from modyn_stream.datasets.generators import DAY_MS, bundled_digits
 
 
 @pytest.mark.parametrize("name", ["digits-drift", "tabular-drift"])
@@ -40,3 +40,12 @@ def test_unknown_dataset_names_the_known_ones(tmp_path):
         generate("mnist")
     saved = np.load(generate("tabular-drift", samples=10).save(tmp_path / "d.npz"))
     assert set(saved.files) == {"x", "y", "t"}
+
+
+def test_bundled_digits_are_scikit_learns():
+    from sklearn.datasets import load_digits
+
+    images, labels = bundled_digits()
+    digits = load_digits()
+    assert images.shape == (1797, 8, 8) and np.array_equal(images, digits.images)
+    assert labels.dtype == np.int64 and np.array_equal(labels, digits.target)
