@@ -120,6 +120,9 @@ class BatchConsumer:
     def assign(self, partitions: list[TopicPartition]) -> None:
         self._consumer.assign(partitions)
 
+    def unassign(self) -> None:
+        self._consumer.unassign()
+
     def poll_batch(self, max_messages: int = 1000, timeout_s: float = 1.0) -> list[Message]:
         """Up to `max_messages` messages; broker-side errors are logged, fatal ones raised."""
         messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)

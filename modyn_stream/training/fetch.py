@@ -92,9 +92,13 @@ class PayloadFetcher:
                 self.stats.from_cache += 1
             else:
                 wanted.setdefault(partition, {})[offset] = key
-        for partition, by_offset in wanted.items():
-            for run in _runs(sorted(by_offset), self.max_gap):
-                found.update(self._read_run(partition, run, by_offset))
+        try:
+            for partition, by_offset in wanted.items():
+                for run in _runs(sorted(by_offset), self.max_gap):
+                    found.update(self._read_run(partition, run, by_offset))
+        finally:
+            if wanted:  # an assigned consumer keeps fetching (every 10 ms at the log's end) until unassigned
+                self._consumer.unassign()
         return [found[(p, o)] for p, o in zip(partitions, offsets, strict=True)]
 
     def _read_run(self, partition: int, run: list[int], keys: dict[int, str]) -> dict[tuple[int, int], bytes]:

@@ -20,15 +20,20 @@ class ProgressTracker:
         self.latest: dict[tuple[str, int], PartitionProgress] = {}
         self._next = dict.fromkeys(TopicAdmin(settings).partitions(self.topic), 0)  # where reading stands
         self._consumer = BatchConsumer(settings, group, overrides=READER_OVERRIDES)
-        self._consumer.assign([TopicPartition(self.topic, p, 0) for p in self._next])
 
     def refresh(self) -> None:
-        """Read up to the topic's current end, so decisions use every record written before this call."""
+        """Read up to the topic's current end, so decisions use every record written before this call.
+
+        Assigned only meanwhile: an assigned consumer keeps fetching (every 10 ms at the log's end)."""
         standing = [TopicPartition(self.topic, p, offset) for p, offset in self._next.items()]
-        for msg in self._consumer.read_to_end(standing):
-            progress = PartitionProgress.from_event(self.codec.decode(msg.value()).record)
-            self.latest[(progress.topic, progress.partition)] = progress
-            self._next[msg.partition()] = msg.offset() + 1
+        self._consumer.assign(standing)
+        try:
+            for msg in self._consumer.read_to_end(standing):
+                progress = PartitionProgress.from_event(self.codec.decode(msg.value()).record)
+                self.latest[(progress.topic, progress.partition)] = progress
+                self._next[msg.partition()] = msg.offset() + 1
+        finally:
+            self._consumer.unassign()
 
     def close(self) -> None:
         self._consumer.close()
