@@ -128,6 +128,7 @@ class IngestService:
         self._prefix = f"{settings.namespace}.samples."
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._buffer: list[Message] = []
+        self._closing = False
         self._buffer_since = 0.0
         self._sample_schema = self.codec.schemas.get("SampleEvent")
         self._sample_header = SINGLE_OBJECT_MAGIC + self._sample_schema.fingerprint
@@ -147,6 +148,8 @@ class IngestService:
     # -- rebalancing ----------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._closing:  # a group join that completes inside close(): nothing is read any more
+            return
         states = self._load_states([(tp.topic, tp.partition) for tp in partitions])
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=30)}
         positioned = []
@@ -360,6 +363,7 @@ class IngestService:
         return sorted(self._states.values(), key=lambda s: (s.topic, s.partition))
 
     def close(self) -> None:
+        self._closing = True
         self.consumer.close()
         self.producer.flush()
 

@@ -12,6 +12,7 @@ stream, and every trigger has been selected, trained and evaluated.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 import uuid
@@ -37,6 +38,7 @@ from modyn_stream.training.loop import preload_optimizers
 from modyn_stream.training.service import TrainerService
 from modyn_stream.triggers.service import TriggerService
 
+log = logging.getLogger(__name__)
 POLL_S = 0.02  # how long each stage waits for input per round: they share one loop
 QUIET_S = 30.0  # a run whose stages all idle this long after the stream ended stops, saying what is missing
 
@@ -119,6 +121,7 @@ def run_pipeline(
     generation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-generate")
     handshakes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-handshake")
     services: list = []
+    finished = False
     try:
         generated = generation.submit(replay_source, config.replay, config_dir) if to_replay else None
         generation.submit(preload_optimizers)  # after the data: the replay waits for that, training later
@@ -193,12 +196,26 @@ def run_pipeline(
             evaluator.evaluate_pipeline(config, pid)
         progress.phase = "done"
         update(progress)
+        finished = True
     finally:
         for pool in (generation, handshakes):
             pool.shutdown(cancel_futures=True)  # waits for work under way
-        for service in reversed(services):
-            service.close()
+        _close(reversed(services), raise_first=finished)
     return RunResult(pid, run_dir, store, progress, time.monotonic() - started)
+
+
+def _close(services, *, raise_first: bool) -> None:
+    """Close every service, even past one that fails to close. A run that already failed keeps its own
+    error (a close error would only hide it); one that did not raises the first close error."""
+    failure = None
+    for service in services:
+        try:
+            service.close()
+        except Exception as exc:
+            log.warning("closing the %s: %s", type(service).__name__, exc)
+            failure = failure or exc
+    if failure is not None and raise_first:
+        raise failure
 
 
 def _done(handshake: Future) -> bool:

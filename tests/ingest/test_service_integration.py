@@ -228,3 +228,24 @@ def test_older_schema_events_take_the_decoding_path_and_give_the_same_rows(kafka
     rows = store.query("SELECT key, toUnixTimestamp64Milli(event_time), label, payload_size FROM samples "
                        "WHERE key LIKE 'e%' ORDER BY key")  # fmt: skip
     assert [tuple(r) for r in rows] == [(f"e{i:03d}", 1000 + i, i, 2) for i in range(200)]
+
+
+def test_closing_while_the_group_hands_out_partitions_raises_nothing(kafka_settings, store):
+    """The coordinator may complete the group's assignment before the service polls again; close()
+    then delivers it, and taking it up there would fail on a consumer being torn down."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    replay(kafka_settings, "closing", make_source(10), TimestampPolicy("increasing"), partitions=2)
+    service = IngestService(kafka_settings, store, max_wait_s=0.01)
+    group = f"{kafka_settings.namespace}.ingest"
+    admin = AdminClient(kafka_settings.client_config())
+    deadline = time.monotonic() + 30
+    service.step()  # sends the join; the assignment arrives with a later poll
+    while True:
+        description = admin.describe_consumer_groups([group])[group].result()
+        if description.state == ConsumerGroupState.STABLE and description.members[0].assignment.topic_partitions:
+            break
+        assert time.monotonic() < deadline, f"the group did not settle: {description.state}"
+    assert service.partition_states() == [], "not yet taken up by the service"
+    service.close()
