@@ -5,8 +5,8 @@ steps them in turn, so each event passes through the same Kafka topics and trans
 owns a directory (`<runs>/<pipeline name>/`): the embedded ClickHouse, the artifacts, the report,
 and `run.json` naming its Kafka namespace, so running again resumes where it stopped (the
 services' committed offsets and ClickHouse state say where) and `fresh=True` starts over in a new
-namespace. The run ends once the replay is ingested, the trigger service has seen the end of the
-stream, and every trigger has been selected, trained and evaluated.
+namespace (deleting the old one's topics). The run ends once the replay is ingested, the trigger
+service has seen the end of the stream, and every trigger has been selected, trained and evaluated.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from modyn_stream.evaluation.service import EvaluatorService
 from modyn_stream.ingest.service import IngestService
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.producer import EventProducer
+from modyn_stream.kafka.topics import TopicAdmin
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig, ReplaySection
 from modyn_stream.pipeline.registry import register_pipeline
@@ -74,14 +75,20 @@ def run_store(run_dir: Path) -> MetadataStore:
     return MetadataStore(f"chdb://{(run_dir / 'metadata').resolve()}", "modyn")
 
 
-def _run_state(run_dir: Path, base_namespace: str, fresh: bool) -> dict:
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
+def run_state(run_dir: Path, settings: KafkaSettings, fresh: bool) -> dict:
+    """The run's state (its Kafka namespace, whether the replay is done), made anew when there is none.
+
+    `fresh` discards an earlier run: its directory, and its namespace's topics and consumer groups, which
+    nothing reads once the directory is gone and which would otherwise stay on the broker for good."""
     state_file = run_dir / "run.json"
+    if fresh and run_dir.exists():
+        if state_file.exists():
+            TopicAdmin(settings).delete_namespace(json.loads(state_file.read_text())["namespace"])
+        shutil.rmtree(run_dir)
     if state_file.exists():
         return json.loads(state_file.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = {"namespace": f"{base_namespace}-run-{uuid.uuid4().hex[:8]}", "replayed": False}
+    state = {"namespace": f"{settings.namespace}-run-{uuid.uuid4().hex[:8]}", "replayed": False}
     state_file.write_text(json.dumps(state))
     return state
 
@@ -112,7 +119,7 @@ def run_pipeline(
     """Run the pipeline to its last evaluation; `settings` must reach a broker (see kafka.connect)."""
     started = time.monotonic()
     run_dir = run_directory(config, runs)
-    state = _run_state(run_dir, settings.namespace, fresh)
+    state = run_state(run_dir, settings, fresh)
     settings = settings.model_copy(update={"namespace": state["namespace"]})
     to_replay = replay_data and config.replay is not None and not state["replayed"]
     # Setup mostly waits on the broker and ClickHouse: the data is generated meanwhile, and the stages'

@@ -166,3 +166,40 @@ def test_the_tabular_example_trains_an_mlp_on_label_balanced_sets(kafka_settings
     by_metric = {m: [float(v) for _, _, metric, v in evaluations if metric == m] for m in ("Accuracy(top1)", "RocAuc")}
     assert len(by_metric["Accuracy(top1)"]) == len(by_metric["RocAuc"]) >= len(triggers) * 10
     assert all(0 <= v <= 1 for v in by_metric["RocAuc"])
+
+
+def test_a_fresh_run_deletes_the_discarded_runs_topics_and_groups(kafka_settings, tmp_path):
+    """Every `make run` starts fresh: without this, each would leave its namespace on the broker for good."""
+    import json
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from modyn_stream.kafka.producer import EventProducer
+    from modyn_stream.kafka.topics import TopicAdmin, TopicNames, TopicSpec, project_topic_specs
+    from modyn_stream.orchestration.run import run_state
+
+    admin = TopicAdmin(kafka_settings)
+    old, neighbour = f"{kafka_settings.namespace}-run-0001", f"{kafka_settings.namespace}-run-00011"
+    admin.ensure([*project_topic_specs(TopicNames(old)), TopicSpec(f"{old}.samples.d", 2)])
+    admin.ensure([TopicSpec(f"{neighbour}.samples.d", 1)])
+    with EventProducer(kafka_settings) as producer:
+        producer.produce(f"{old}.samples.d", b"x", partition=0)
+        producer.flush()
+    group = Consumer({**kafka_settings.client_config(), "group.id": f"{old}.ingest"})
+    group.commit(offsets=[TopicPartition(f"{old}.samples.d", 0, 1)], asynchronous=False)
+    group.close()
+    run_dir = tmp_path / "runs" / "p"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"namespace": old, "replayed": True}))
+    (run_dir / "metadata").mkdir()
+
+    state = run_state(run_dir, kafka_settings, fresh=True)
+
+    assert state["namespace"].startswith(f"{kafka_settings.namespace}-run-") and state["namespace"] != old
+    assert not state["replayed"] and not (run_dir / "metadata").exists()
+    left = {t.name for t in admin.list(kafka_settings.namespace)}
+    assert not {t for t in left if t.startswith(f"{old}.")}, left
+    assert f"{neighbour}.samples.d" in left, "a namespace that merely starts with the same letters is kept"
+    groups = admin._admin.list_consumer_groups().result().valid
+    assert f"{old}.ingest" not in {g.group_id for g in groups}
+    assert run_state(run_dir, kafka_settings, fresh=False) == state, "without fresh the run resumes"
