@@ -5,8 +5,9 @@ from payloads fetched by offset, evaluation, all with their transactions). The p
 same generated stream as tensors, cuts it at the same trigger boundaries, trains the same model with
 the same optimizer on the same training sets (all data so far, warm start) and scores every model on
 the same windows. Both run in their own process, timed from data generation to the last metric
-(imports and the report excluded), interleaved `--repeat` times; medians. Target: streaming <= 1.3x
-plain.
+(imports and the report excluded), interleaved `--repeat` times; medians, and the range of the
+ratios of runs made one after the other ("pairs"), which this machine's drift touches least.
+Target: streaming <= 1.3x plain.
 
     .venv/bin/python benchmarks/pipeline.py [--example FILE] [--samples example,20000] [--repeat 3]
 """
@@ -14,6 +15,7 @@ plain.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -41,6 +43,7 @@ def load(example: Path, samples: int | None):
 
 def streaming(example: Path, samples: int | None, bootstrap: str, runs: str) -> dict:
     from modyn_stream.kafka.config import KafkaSettings
+    from modyn_stream.kafka.topics import TopicAdmin
     from modyn_stream.orchestration.run import run_pipeline
 
     config = load(example, samples)
@@ -53,6 +56,8 @@ def streaming(example: Path, samples: int | None, bootstrap: str, runs: str) -> 
             "SELECT sum(timings_s['train']) FROM models FINAL WHERE pipeline_id = {p:String}",
         )
     )
+    # Off the clock: leave the broker as it was, so later runs do not work against a growing topic list.
+    TopicAdmin(settings).delete_namespace(json.loads((result.run_dir / "run.json").read_text())["namespace"])
     return {"seconds": result.seconds, "train": train, "models": result.progress.models, "accuracy": float(accuracy)}
 
 
@@ -142,14 +147,16 @@ def main() -> None:
                 gots.append(in_child(streaming, example, samples, settings.bootstrap_servers, runs))
             base, got = median_run(bases), median_run(gots)
             ratio = got["seconds"] / base["seconds"]
+            pairs = sorted(g["seconds"] / b["seconds"] for b, g in zip(bases, gots, strict=True))
             name = f"{example.stem} ({load(example, samples).replay.samples:,} samples)"
             rows += [
                 {"path": f"plain PyTorch script, {name}", "seconds": base["seconds"],
                  "of which training": base["train"], "models": base["models"],
-                 "mean accuracy": base["accuracy"], "vs plain": "1.00"},
+                 "mean accuracy": base["accuracy"], "vs plain": "1.00", "pairs": "-"},
                 {"path": f"modyn-stream run, {name}", "seconds": got["seconds"],
                  "of which training": got["train"], "models": got["models"],
-                 "mean accuracy": got["accuracy"], "vs plain": f"{ratio:.2f}"},
+                 "mean accuracy": got["accuracy"], "vs plain": f"{ratio:.2f}",
+                 "pairs": f"{pairs[0]:.2f}-{pairs[-1]:.2f}"},
             ]  # fmt: skip
             summary.append({"measure": f"end to end, {name}", "value": got["seconds"], "unit": "s",
                             "baseline": base["seconds"], "ratio": ratio, "target": f"<= {TARGET}x plain",
