@@ -140,3 +140,27 @@ def test_a_hash_threshold_that_lets_too_few_rows_through_falls_back_to_the_exact
     expected = [keys(store, random, 2, seed=7), keys(store, balanced, 2, seed=7)]
     monkeypatch.setattr(strategies, "_threshold", lambda k, n: 1)  # almost no hash is below 1
     assert [keys(store, random, 2, seed=7), keys(store, balanced, 2, seed=7)] == expected
+
+
+def test_equal_keys_tied_at_the_hash_cut_still_give_the_planned_size(clickhouse_dsn):
+    """Equal keys hash alike: a cut at their hash would take all of them, so the set is sorted out instead."""
+    store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
+    store.migrate()
+    n = 40
+    store.insert("samples", {
+        "dataset": ["d"] * n, "key": ["same"] * 30 + [f"k{i}" for i in range(10)], "event_time": list(range(n)),
+        "label": [i % 2 for i in range(n)], "topic": ["ns.samples.d"] * n, "kafka_partition": [0] * n,
+        "kafka_offset": list(range(n)), "payload_size": [1] * n, "ingested_at": [0] * n,
+    })  # fmt: skip
+    store.insert("triggers", {
+        "pipeline_id": ["p"], "trigger_index": [0], "dataset": ["d"], "boundary_event_time": [n],
+        "boundary_key": ["zzz"], "num_new_samples": [n], "reason": ["test"], "fired_at": [0],
+        "snapshot_partitions": [[0]], "snapshot_offsets": [[n]], "watermark": [None],
+    })  # fmt: skip
+    for strategy, size in [
+        (CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "Random", "ratio": 50}), 20),
+        (CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "LabelBalanced", "ratio": 50}), 20),
+    ]:
+        assert materialize(store, strategy, pipeline_id="p", dataset="d", trigger_index=0, seed=1) == size
+        rows = store.query("SELECT count(), uniqExact(kafka_offset) FROM training_sets WHERE pipeline_id = 'p'")
+        assert rows == [(size, size)], strategy
