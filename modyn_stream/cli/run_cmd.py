@@ -14,7 +14,9 @@ Runs = typer.Option(Path(".modyn-stream/runs"), "--runs", help="Where runs keep 
 
 def run(
     pipeline: Path = typer.Argument(..., help="The pipeline YAML file."),
-    fresh: bool = typer.Option(False, "--fresh", help="Start over instead of resuming the last run."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start over instead of resuming: the last run's directory and topics are deleted."
+    ),
     no_replay: bool = typer.Option(False, "--no-replay", help="Do not replay: wait for live data on the topic."),
     runs: Path = Runs,
     bootstrap: str = Bootstrap,
