@@ -6,7 +6,7 @@ same generated stream as tensors, cuts it at the same trigger boundaries, trains
 the same optimizer on the same training sets (all data so far, warm start) and scores every model on
 the same windows. Both run in their own process, timed from data generation to the last metric
 (imports and the report excluded), interleaved `--repeat` times; medians, and the range of the
-ratios of runs made one after the other ("pairs"), which this machine's drift touches least.
+ratios of each streaming run to the plain run just before it ("pairs"), which drift touches least.
 Target: streaming <= 1.3x plain.
 
     .venv/bin/python benchmarks/pipeline.py [--example FILE] [--samples example,20000] [--repeat 3]
