@@ -171,23 +171,23 @@ class TopicAdmin:
         """Delete every topic of `namespace` and its consumer groups (none may be running); return the
         topics deleted. For a run that is discarded: its topics would otherwise stay on the broker forever."""
         names = TopicNames(namespace)
-        topics = [t for t in self._admin.list_topics(timeout=self.timeout_s).topics if names.is_own(t)]
-        for name, future in (
-            self._admin.delete_topics(topics, operation_timeout=self.timeout_s) if topics else {}
-        ).items():
-            try:
-                future.result()
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise TopicError(f"deleting topic {name}: {exc.args[0].str()}") from None
+        topics = sorted(t for t in self._admin.list_topics(timeout=self.timeout_s).topics if names.is_own(t))
+        if topics:
+            for name, future in self._admin.delete_topics(topics, operation_timeout=self.timeout_s).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:  # gone already
+                        raise TopicError(f"deleting topic {name}: {exc.args[0].str()}") from None
         listed = self._admin.list_consumer_groups(request_timeout=self.timeout_s).result()
         groups = [g.group_id for g in listed.valid if names.is_own(g.group_id)]
-        for group, future in (self._admin.delete_consumer_groups(groups) if groups else {}).items():
-            try:
-                future.result()
-            except KafkaException as exc:
-                raise TopicError(f"deleting consumer group {group}: {exc.args[0].str()}") from None
-        return sorted(topics)
+        if groups:
+            for group, future in self._admin.delete_consumer_groups(groups).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    raise TopicError(f"deleting consumer group {group}: {exc.args[0].str()}") from None
+        return topics
 
     def list(self, prefix: str = "") -> list[TopicInfo]:
         metadata = self._admin.list_topics(timeout=self.timeout_s)

@@ -11,9 +11,9 @@ builds the set inside ClickHouse with one INSERT ... SELECT.
 Drawing the k smallest hashes of n rows needs no sort of the rows: one pass collects the hashes
 below a threshold that holds k rows with overwhelming probability (k/n plus 7 standard deviations)
 and picks the k-th smallest of them; the set is then every row at or below that cut, selected
-without ordering (half the time of a top-k sort of the rows). In the vanishing case that fewer
-passed the threshold, or that equal keys tie at the cut, the set is selected by sorting instead
-(each plan knows its exact size).
+without ordering (that select takes half as long as a top-k sort of the rows). In the vanishing
+case that fewer passed the threshold, or that equal keys tie at the cut, the set is selected by
+sorting instead (each plan knows its exact size).
 """
 
 from __future__ import annotations
