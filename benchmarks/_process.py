@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+from concurrent.futures import ProcessPoolExecutor
 
 
 def rss_mib() -> float:
@@ -12,6 +13,9 @@ def rss_mib() -> float:
 
 
 def in_child(function, *args):
-    """Run `function(*args)` in a fresh (spawned) process and return its result."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(function, args)
+    """Run `function(*args)` in a fresh (spawned) process and return its result.
+
+    Not a multiprocessing.Pool: its workers are daemonic, and a daemonic process may not start the
+    run's replay process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()

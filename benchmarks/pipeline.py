@@ -69,7 +69,7 @@ def plain(example: Path, samples: int | None) -> dict:
 
     from modyn_stream.evaluation.metrics import compute
     from modyn_stream.evaluation.windows import static_windows
-    from modyn_stream.orchestration.run import replay_source
+    from modyn_stream.orchestration.replay_process import replay_source
     from modyn_stream.replay.sources import SampleSource
     from modyn_stream.training.models import build_model
 

@@ -23,17 +23,15 @@ from functools import partial
 from pathlib import Path
 
 from modyn_stream.artifacts import ArtifactStore
-from modyn_stream.datasets import generate
 from modyn_stream.evaluation.service import EvaluatorService
 from modyn_stream.ingest.service import IngestService
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin
 from modyn_stream.metadata import MetadataStore
-from modyn_stream.pipeline.config import PipelineConfig, ReplaySection
+from modyn_stream.orchestration.replay_process import ReplayProcess
+from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import register_pipeline
-from modyn_stream.replay.publisher import TimestampPolicy, replay
-from modyn_stream.replay.sources import SampleSource, read_npz
 from modyn_stream.selection.service import SelectorService
 from modyn_stream.training.loop import preload_optimizers
 from modyn_stream.training.service import TrainerService
@@ -97,14 +95,6 @@ def _save_state(run_dir: Path, state: dict) -> None:
     (run_dir / "run.json").write_text(json.dumps(state))
 
 
-def replay_source(section: ReplaySection, base: Path) -> SampleSource:
-    if section.generator:
-        data = generate(section.generator, samples=section.samples, seed=section.seed)
-        return SampleSource([row.tobytes() for row in data.x], data.y, data.t, data.t, "application/octet-stream")
-    path = Path(section.path)
-    return read_npz(path if path.is_absolute() else base / path, t_key="t")
-
-
 def run_pipeline(
     config: PipelineConfig,
     settings: KafkaSettings,
@@ -122,18 +112,20 @@ def run_pipeline(
     state = run_state(run_dir, settings, fresh)
     settings = settings.model_copy(update={"namespace": state["namespace"]})
     to_replay = replay_data and config.replay is not None and not state["replayed"]
-    # Setup mostly waits on the broker and ClickHouse: the data is generated meanwhile, and the stages'
-    # Kafka handshakes (transactional ids, consumer groups) go on while the replay and ingest start.
-    # One handshake at a time: the broker's transaction coordinator answers concurrent ones 0.5 s later.
-    generation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-generate")
+    # First the replay's own process, before this run has a thread or a client: it generates and publishes
+    # the data while the run sets up. Setup mostly waits on the broker and ClickHouse: torch's lazy import
+    # for the first optimizer step goes on meanwhile, and so do the stages' Kafka handshakes (transactional
+    # ids, consumer groups), one at a time: the broker's transaction coordinator answers concurrent ones
+    # 0.5 s later.
+    replayer = ReplayProcess(settings, config.data.dataset_id, config.replay, config_dir) if to_replay else None
+    preload = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-preload")
     handshakes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-handshake")
     services: list = []
     finished = False
     try:
-        generated = generation.submit(replay_source, config.replay, config_dir) if to_replay else None
-        generation.submit(preload_optimizers)  # after the data: the replay waits for that, training later
-        # One producer for registration, replay and ingest: a new one waits up to 0.5 s for its producer
-        # id (librdkafka's timer), a wait this one spends while ClickHouse starts.
+        preload.submit(preload_optimizers)
+        # One producer for registration and ingest: a new one waits up to 0.5 s for its producer id
+        # (librdkafka's timer), a wait this one spends while ClickHouse starts.
         producer = EventProducer(settings)
         store = run_store(run_dir)
         store.migrate()
@@ -150,16 +142,13 @@ def run_pipeline(
         # Each stage's step, once its handshake is done; none waits longer than POLL_S for input.
         steps = [(trigger, trigger.step), *((s, partial(s.step, POLL_S)) for s in (selector, trainer, evaluator))]
         starting = [(handshakes.submit(stage.start), step) for stage, step in steps]
-        if generated is not None:
+        if replayer is not None:
             progress.phase = "replaying"
-            update(progress)
-
-            def replayed(done: int, total: int) -> None:
-                progress.replayed = done
+            while not replayer.poll(timeout_s=POLL_S):  # Ctrl-C waits for the replay, as it did in one process
+                progress.replayed = replayer.replayed
                 update(progress)
-
-            replay(settings, dataset, generated.result(), TimestampPolicy("field"),
-                   partitions=config.replay.partitions, progress=replayed, producer=producer)  # fmt: skip
+            progress.replayed = replayer.replayed
+            update(progress)
             state["replayed"] = True
             _save_state(run_dir, state)
         # After the replay: the ingest subscribes by pattern and sees the samples topic at once.
@@ -205,7 +194,9 @@ def run_pipeline(
         update(progress)
         finished = True
     finally:
-        for pool in (generation, handshakes):
+        if replayer is not None:
+            replayer.close()
+        for pool in (preload, handshakes):
             pool.shutdown(cancel_futures=True)  # waits for work under way
         _close(reversed(services), raise_first=finished)
     return RunResult(pid, run_dir, store, progress, time.monotonic() - started)

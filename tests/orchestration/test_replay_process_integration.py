@@ -1,0 +1,90 @@
+"""The run's replay process against the real broker: what it publishes, its errors, Ctrl-C and kills."""
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from modyn_stream.exceptions import ModynStreamError
+from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.orchestration.replay_process import ReplayProcess, replay_source
+from modyn_stream.pipeline.config import ReplaySection
+from tests.replay.test_replay_integration import read_topic
+
+pytestmark = pytest.mark.integration
+
+DIGITS = ReplaySection(generator="digits-drift", samples=3000, seed=1, partitions=3)
+
+
+def wait_done(replayer: ReplayProcess, within_s: float = 60.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not replayer.poll(timeout_s=0.1):
+        assert time.monotonic() < deadline, "the replay did not finish"
+
+
+def published_keys(settings, dataset: str, partitions: int) -> list[str]:
+    events = read_topic(settings, TopicNames(settings.namespace).samples(dataset), partitions)
+    assert all(items[-1].name == "EndOfStream" for items in events.values()), "every partition ends with a marker"
+    return sorted(e.record["key"] for items in events.values() for e in items if e.name == "SampleEvent")
+
+
+def test_the_child_publishes_the_generated_stream_once_and_reports_progress(kafka_settings):
+    replayer = ReplayProcess(kafka_settings, "digits", DIGITS, Path("."))
+    try:
+        wait_done(replayer)
+    finally:
+        replayer.close()
+    assert replayer.result.published == replayer.replayed == 3000
+    source = replay_source(DIGITS, Path("."))
+    assert published_keys(kafka_settings, "digits", 3) == [f"{i:010d}" for i in range(len(source))]
+
+
+def test_a_missing_file_is_one_line_naming_it(kafka_settings, tmp_path):
+    replayer = ReplayProcess(kafka_settings, "d", ReplaySection(path="nowhere.npz"), tmp_path)
+    with pytest.raises(ModynStreamError) as failed:
+        wait_done(replayer)
+    replayer.close()
+    assert "nowhere.npz" in str(failed.value) and "\n" not in str(failed.value)
+
+
+def test_ctrl_c_lets_the_replay_finish(kafka_settings):
+    section = DIGITS.model_copy(update={"samples": 20_000})
+    replayer = ReplayProcess(kafka_settings, "digits", section, Path("."))
+    try:
+        deadline = time.monotonic() + 60
+        while replayer.replayed == 0 and not replayer.poll(timeout_s=0.05):  # the child is under way
+            assert time.monotonic() < deadline
+        os.kill(replayer._child.pid, signal.SIGINT)
+        wait_done(replayer)
+    finally:
+        replayer.close()
+    assert replayer.result.published == 20_000
+    assert len(published_keys(kafka_settings, "digits", 3)) == 20_000
+
+
+def test_a_killed_child_fails_the_replay_and_close_stops_a_running_one(kafka_settings):
+    section = DIGITS.model_copy(update={"samples": 20_000})
+    replayer = ReplayProcess(kafka_settings, "digits", section, Path("."))
+    os.kill(replayer._child.pid, signal.SIGKILL)
+    with pytest.raises(ModynStreamError, match=r"exit code -9 before it was done"):
+        wait_done(replayer)
+    replayer.close()
+
+    running = ReplayProcess(kafka_settings.model_copy(update={"namespace": kafka_settings.namespace + "b"}),
+                            "digits", section, Path("."))  # fmt: skip
+    running.close()
+    assert not running._child.is_alive() and running._child.exitcode == -signal.SIGKILL
+
+
+def test_a_daemonic_process_replays_in_a_thread(kafka_settings, monkeypatch):
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)  # as in a multiprocessing.Pool worker
+    replayer = ReplayProcess(kafka_settings, "digits", DIGITS, Path("."))
+    assert not isinstance(replayer._child, multiprocessing.process.BaseProcess)
+    try:
+        wait_done(replayer)
+    finally:
+        replayer.close()
+    assert len(published_keys(kafka_settings, "digits", 3)) == 3000
