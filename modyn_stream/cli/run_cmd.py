@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -46,15 +47,24 @@ def run(
         view.add_row("dead letters", str(progress.dead_letters))
         return view
 
+    # Redrawn from the run's own updates, at most 4 times a second: no refresh thread, so the process has
+    # no thread of its own when the run forks its replay process (and none competes for the GIL).
+    redrawn = [0.0]
+
+    def update(progress: RunProgress) -> None:
+        if time.monotonic() - redrawn[0] >= 0.25 or progress.phase == "done":
+            live.update(table(progress), refresh=True)
+            redrawn[0] = time.monotonic()
+
     with (
         connected(kafka_settings(bootstrap, namespace), say=err.print) as settings,
         shutdown.on_signals(),
-        Live(table(RunProgress()), console=err, refresh_per_second=4) as live,
+        Live(table(RunProgress()), console=err, auto_refresh=False) as live,
     ):
         try:
             result = run_pipeline(
                 config, settings, runs, config_dir=pipeline.parent, fresh=fresh, replay_data=not no_replay,
-                update=lambda progress: live.update(table(progress)), stop=lambda: shutdown.is_set,
+                update=update, stop=lambda: shutdown.is_set,
             )  # fmt: skip
         except BaseException:
             live.transient = True  # the error alone, on a line of its own
