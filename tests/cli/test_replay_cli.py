@@ -1,6 +1,7 @@
 """replay, datasets, tail and topics as a user runs them."""
 
 import json
+import uuid
 
 import pytest
 
@@ -30,7 +31,8 @@ def test_generate_writes_a_replayable_npz(tmp_path):
 
 @pytest.mark.integration
 def test_replay_then_tail_and_topics(kafka_bootstrap_server, tmp_path):
-    env = {"MODYN_KAFKA_BOOTSTRAP": kafka_bootstrap_server, "MODYN_KAFKA_NAMESPACE": f"cli{tmp_path.name[-6:]}"}
+    # A namespace of its own: tmp_path's name repeats from one test session to the next, and a broker may outlive them.
+    env = {"MODYN_KAFKA_BOOTSTRAP": kafka_bootstrap_server, "MODYN_KAFKA_NAMESPACE": f"c{uuid.uuid4().hex[:6]}"}
     namespace = env["MODYN_KAFKA_NAMESPACE"]
     cli("datasets", "generate", "digits-drift", str(tmp_path / "d.npz"), "--samples", "200")
     result = cli("replay", str(tmp_path / "d.npz"), "-d", "digits", "--timestamps", "field", "--t-key", "t",
