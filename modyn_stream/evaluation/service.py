@@ -36,7 +36,7 @@ from modyn_stream.kafka.transactions import produce_in_transaction, transactiona
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import EvalHandler, PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
-from modyn_stream.selection.manifest import SCHEMA
+from modyn_stream.selection.manifest import SCHEMA, numeric
 from modyn_stream.training.decoders import build_decoder
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
@@ -219,8 +219,7 @@ class EvaluatorService(TransactionalStage):
         finally:
             loader.close()
         logits = torch.cat(outputs).reshape(table.num_rows, -1)
-        labels = torch.from_numpy(manifest["label"].to_numpy().copy())
-        return table["t"].to_numpy().astype(np.int64), labels, logits
+        return numeric(table["t"]), torch.from_numpy(numeric(manifest["label"])), logits
 
     def close(self) -> None:
         super().close()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import torch
 
+from modyn_stream.selection.manifest import numeric
 from modyn_stream.training.decoders import Decoder
 from modyn_stream.training.exceptions import PayloadError
 from modyn_stream.training.fetch import PayloadFetcher
@@ -48,8 +49,7 @@ class ChunkLoader:
                 )
                 fetched = time.perf_counter()
                 x = self.decode(payloads)
-                y = torch.from_numpy(rows["label"].to_numpy().copy())
-                w = torch.from_numpy(rows["weight"].to_numpy().copy())
+                y, w = torch.from_numpy(numeric(rows["label"])), torch.from_numpy(numeric(rows["weight"]))
                 self.fetch_s += fetched - began
                 self.decode_s += time.perf_counter() - fetched
                 self._put((x, y, w))
