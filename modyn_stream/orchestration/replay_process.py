@@ -59,6 +59,9 @@ class ReplayProcess:
         """Take in the child's news, waiting up to `timeout_s` for some; True once the replay is done.
 
         Raises ModynStreamError with the child's one-line error if the replay failed."""
+        # Asked before reading: whatever a child that has ended sent is in the pipe by then, so one that
+        # sends its result and exits between the read and this question is not taken for a failure.
+        ended = not self._child.is_alive()
         while self.result is None and self._news.poll(timeout_s):
             timeout_s = 0.0
             try:
@@ -75,7 +78,7 @@ class ReplayProcess:
         if self.result is not None:
             self._child.join()
             return True
-        if not self._child.is_alive():
+        if ended:
             self._child.join()
             raise ModynStreamError(f"the replay process ended with exit code {self._child.exitcode} before it was done")
         return False

@@ -88,3 +88,33 @@ def test_a_daemonic_process_replays_in_a_thread(kafka_settings, monkeypatch):
     finally:
         replayer.close()
     assert len(published_keys(kafka_settings, "digits", 3)) == 3000
+
+
+def test_a_child_that_sends_its_result_and_exits_while_polled_is_done_not_failed(kafka_settings):
+    """The child may finish between the pipe's check and the question whether it still runs."""
+    replayer = ReplayProcess(kafka_settings, "digits", DIGITS, Path("."))
+    child, news = replayer._child, replayer._news
+    child.join()  # it has sent everything and ended
+
+    class Late:  # its news shows up only once someone has asked whether it runs: the race, made certain
+        asked = False
+
+        def is_alive(self):
+            Late.asked = True
+            return child.is_alive()
+
+        def __getattr__(self, name):
+            return getattr(child, name)
+
+    class Pipe:
+        def poll(self, timeout_s):
+            return Late.asked and news.poll(timeout_s)
+
+        def __getattr__(self, name):
+            return getattr(news, name)
+
+    replayer._child, replayer._news = Late(), Pipe()
+    try:
+        assert replayer.poll() and replayer.result.published == 3000
+    finally:
+        replayer.close()
