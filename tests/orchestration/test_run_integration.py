@@ -2,6 +2,7 @@
 
 import csv
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,9 @@ import pytest
 import yaml
 
 from modyn_stream.datasets import generate
+from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.timeutil import parse_time
+from tests.replay.test_replay_integration import read_topic
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -170,8 +173,6 @@ def test_the_tabular_example_trains_an_mlp_on_label_balanced_sets(kafka_settings
 
 def test_a_fresh_run_deletes_the_discarded_runs_topics_and_groups(kafka_settings, tmp_path):
     """Every `make run` starts fresh: without this, each would leave its namespace on the broker for good."""
-    import json
-
     from confluent_kafka import Consumer, TopicPartition
 
     from modyn_stream.kafka.producer import EventProducer
@@ -203,3 +204,35 @@ def test_a_fresh_run_deletes_the_discarded_runs_topics_and_groups(kafka_settings
     groups = admin._admin.list_consumer_groups().result().valid
     assert f"{old}.ingest" not in {g.group_id for g in groups}
     assert run_state(run_dir, kafka_settings, fresh=False) == state, "without fresh the run resumes"
+
+
+def test_ctrl_c_during_the_replay_lets_it_finish_and_the_resumed_run_does_not_publish_again(kafka_settings, tmp_path):
+    pipeline = small_pipeline(tmp_path)
+    script = f"""
+import json, sys
+from pathlib import Path
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.orchestration.run import run_pipeline
+from modyn_stream.pipeline.loading import load_pipeline
+settings = KafkaSettings(bootstrap_servers={kafka_settings.bootstrap_servers!r}, namespace={kafka_settings.namespace!r})
+stopped = sys.argv[1] == "stop"
+result = run_pipeline(load_pipeline(Path({str(pipeline)!r})), settings, Path({str(tmp_path)!r}), stop=lambda: stopped)
+state = json.loads((result.run_dir / "run.json").read_text())
+print(json.dumps({{"notes": result.progress.notes, "replayed": result.progress.replayed,
+                  "triggers": result.progress.triggers, "state": state}}))
+"""
+
+    def run(mode: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=280)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    interrupted = run("stop")  # as if Ctrl-C came at once: the stages stop, the replay does not
+    assert interrupted["notes"] == ["interrupted: run again to resume"]
+    assert interrupted["replayed"] == 3000 and interrupted["state"]["replayed"]
+
+    resumed = run("go")
+    assert resumed["notes"] == [] and resumed["triggers"] == 3 and resumed["replayed"] == 0, "nothing replayed again"
+    topic = TopicNames(resumed["state"]["namespace"]).samples("digits")
+    events = read_topic(kafka_settings, topic, 4)
+    assert sum(e.name == "SampleEvent" for items in events.values() for e in items) == 3000
