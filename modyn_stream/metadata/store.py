@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +29,7 @@ from modyn_stream.metadata.migrations import MIGRATIONS
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_URL_ENV = "MODYN_CLICKHOUSE_URL"
 DEFAULT_STATE_DIR = Path(".modyn-stream")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def embedded_url(state_dir: Path = DEFAULT_STATE_DIR) -> str:
@@ -213,8 +214,7 @@ def _datetime_seconds(value: int | datetime | None) -> float | None:
     form (what json writes) is exactly `seconds.mmm`."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-        value = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    if isinstance(value, datetime):  # whole milliseconds, exactly (floor, as the ticks of DateTime64(3))
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
+        value //= timedelta(milliseconds=1)
     return int(value) / 1000

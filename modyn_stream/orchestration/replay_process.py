@@ -45,12 +45,11 @@ class ReplayProcess:
         context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         self._news, news = context.Pipe(duplex=False)
         args, name = (settings, dataset, section, base, news), "modyn-stream-replay"
-        if multiprocessing.current_process().daemon:
-            self._child = threading.Thread(target=_replay, args=args, name=name, daemon=True)
-            self._child.start()
-        else:
-            self._child = context.Process(target=_replay, args=(*args, True), name=name, daemon=True)
-            self._child.start()
+        in_thread = multiprocessing.current_process().daemon
+        kind = threading.Thread if in_thread else context.Process
+        self._child = kind(target=_replay, args=args if in_thread else (*args, True), name=name, daemon=True)
+        self._child.start()
+        if not in_thread:
             news.close()  # the child holds the only writer: its end closes the pipe
         self.replayed = 0
         self.result: ReplayResult | None = None

@@ -144,11 +144,11 @@ def run_pipeline(
         starting = [(handshakes.submit(stage.start), step) for stage, step in steps]
         if replayer is not None:
             progress.phase = "replaying"
-            while not replayer.poll(timeout_s=POLL_S):  # Ctrl-C waits for the replay, as it did in one process
+            done = False
+            while not done:  # Ctrl-C waits for the replay, as it did in one process
+                done = replayer.poll(timeout_s=POLL_S)
                 progress.replayed = replayer.replayed
                 update(progress)
-            progress.replayed = replayer.replayed
-            update(progress)
             state["replayed"] = True
             _save_state(run_dir, state)
         # After the replay: the ingest subscribes by pattern and sees the samples topic at once.
