@@ -3,14 +3,16 @@
 In one process the replay's Python (generating the data, encoding every sample) shares the interpreter
 lock with the run's setup and with torch's lazy import of `torch._dynamo`, so each waits for the others
 on a two-core machine. On Linux the child is forked: it starts in milliseconds with every module
-already imported. It is forked before the run opens a client or starts a thread of its own; elsewhere
-(no safe fork) it is spawned. The child ignores Ctrl-C, as the replay in the run's own thread did:
+already imported. It is forked before the run opens a client or starts a thread of its own, and only
+where no other Python thread runs (one holding a lock at the fork would leave it held in the child);
+elsewhere it is spawned. The child ignores Ctrl-C, as the replay in the run's own thread did:
 the run stops after the replay, or kills the child when it fails or is killed itself. A daemonic
 process (a multiprocessing.Pool worker) may not have children: there the replay runs in a thread.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -42,13 +44,20 @@ class ReplayProcess:
     """Replays a pipeline's `replay` section into `{ns}.samples.{dataset}` from a child process."""
 
     def __init__(self, settings: KafkaSettings, dataset: str, section: ReplaySection, base: Path) -> None:
-        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        forkable = sys.platform.startswith("linux") and threading.active_count() == 1
+        context = multiprocessing.get_context("fork" if forkable else "spawn")
         self._news, news = context.Pipe(duplex=False)
         args, name = (settings, dataset, section, base, news), "modyn-stream-replay"
         in_thread = multiprocessing.current_process().daemon
         kind = threading.Thread if in_thread else context.Process
         self._child = kind(target=_replay, args=args if in_thread else (*args, True), name=name, daemon=True)
-        self._child.start()
+        # Frozen for the fork: garbage the parent has not collected yet (a closed run's chDB client, say) must
+        # not be collected in the child, whose finalizers would wait on threads that only the parent has.
+        gc.freeze()
+        try:
+            self._child.start()
+        finally:
+            gc.unfreeze()
         if not in_thread:
             news.close()  # the child holds the only writer: its end closes the pipe
         self.replayed = 0

@@ -1,9 +1,12 @@
 """The run's replay process against the real broker: what it publishes, its errors, Ctrl-C and kills."""
 
+import gc
 import multiprocessing
 import os
 import signal
+import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,63 @@ def test_a_child_that_sends_its_result_and_exits_while_polled_is_done_not_failed
         assert replayer.poll() and replayer.result.published == 3000
     finally:
         replayer.close()
+
+
+def _note_pid(path: str) -> None:
+    Path(path).write_text(str(os.getpid()))
+
+
+_COLLECT_AFTER_FORK = []  # set while the test below runs: fork hooks cannot be removed
+
+
+def _collect_in_child() -> None:
+    if _COLLECT_AFTER_FORK:
+        gc.collect()
+
+
+os.register_at_fork(after_in_child=_collect_in_child)
+
+
+def test_garbage_left_in_the_parent_is_not_collected_in_the_forked_child(kafka_settings, tmp_path):
+    """A closed chDB client that the parent had not collected yet deadlocked a child that collected it
+    (its finalizer waits on the parent's engine threads): the child must run no inherited finalizer."""
+
+    class Node:
+        pass
+
+    marker = tmp_path / "finalized-by"
+    gc.disable()  # the cycle below is still garbage, uncollected, at the fork; the child collects at once
+    _COLLECT_AFTER_FORK.append(True)
+    try:
+        node = Node()
+        node.itself = node
+        weakref.finalize(node, _note_pid, str(marker))
+        del node
+        replayer = ReplayProcess(kafka_settings, "digits", DIGITS, Path("."))
+    finally:
+        _COLLECT_AFTER_FORK.clear()
+        gc.enable()
+    assert type(replayer._child).__name__ == "ForkProcess", "no other thread runs here: the child is forked"
+    try:
+        wait_done(replayer)
+    finally:
+        replayer.close()
+    gc.collect()
+    assert marker.read_text() == str(os.getpid()), "finalized in the child"
+
+
+def test_with_another_thread_running_the_child_is_spawned_not_forked(kafka_settings):
+    """A fork copies locks that other threads may hold at that instant; with any other thread, spawn."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        replayer = ReplayProcess(kafka_settings, "digits", DIGITS, Path("."))
+        assert type(replayer._child).__name__ == "SpawnProcess"
+        try:
+            wait_done(replayer)
+        finally:
+            replayer.close()
+    finally:
+        stop.set()
+    assert replayer.result.published == 3000 and len(published_keys(kafka_settings, "digits", 3)) == 3000
