@@ -110,6 +110,8 @@ def replay(
             rate=rate,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    for note in result.notes:
+        err.print(f"note: {note}")
     rate_now = result.published / max(result.seconds, 1e-9)
     out.print(
         f"published {result.published:,} samples to {result.topic} ({rate_now:,.0f}/s)"

@@ -35,7 +35,7 @@ from modyn_stream.ingest.avro_rows import AvroRowBlock
 from modyn_stream.ingest.samples import SampleRows, invalid_reason
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import BatchConsumer
-from modyn_stream.kafka.dlq import DeadLetterPublisher
+from modyn_stream.kafka.dlq import DeadLetterPublisher, dlq_limit_bytes
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
 from modyn_stream.metadata import MetadataError, MetadataStore
@@ -132,10 +132,11 @@ class IngestService:
         self._buffer_since = 0.0
         self._sample_schema = self.codec.schemas.get("SampleEvent")
         self._sample_header = SINGLE_OBJECT_MAGIC + self._sample_schema.fingerprint
-        TopicAdmin(settings).ensure(project_topic_specs(self.names))
+        admin = TopicAdmin(settings)
+        admin.ensure(project_topic_specs(self.names))
         store.migrate()
         self.producer = producer or EventProducer(settings)  # dead letters and progress records
-        self.dead_letters = DeadLetterPublisher(self.producer, self.names.dlq)
+        self.dead_letters = DeadLetterPublisher(self.producer, self.names.dlq, dlq_limit_bytes(admin, self.names.dlq))
         self.consumer = BatchConsumer(
             settings,
             f"{settings.namespace}.ingest",

@@ -95,6 +95,9 @@ class KafkaSettings(BaseModel):
         }
         conf.update({k: v for k, v in optional.items() if v is not None})
         conf.update(self.client_properties)
+        # No client of ours creates a topic as a side effect (a metadata request, a subscription or a
+        # produce to a missing topic): a samples topic made with broker defaults would delete the dataset.
+        conf["allow.auto.create.topics"] = False
         return conf
 
     def registry_config(self) -> dict[str, Any]:

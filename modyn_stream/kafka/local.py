@@ -165,9 +165,12 @@ class LocalKafkaStatus:
 class LocalKafka:
     """One local KRaft node whose state lives under `state_dir`."""
 
-    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, heap: str = "768m") -> None:
+    def __init__(
+        self, state_dir: Path = DEFAULT_STATE_DIR, heap: str = "768m", properties: dict[str, str] | None = None
+    ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.heap = heap
+        self.properties = properties or {}  # server.properties overrides (tests: a broker configured otherwise)
         self._state_file = self.state_dir / "state.json"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -207,7 +210,8 @@ class LocalKafka:
         logs_dir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "server.properties"
         template = string.Template((resource_dir("deploy_local") / "server.properties").read_text())
-        config.write_text(template.substitute(data_dir=data_dir, **state))
+        overrides = "".join(f"{key}={value}\n" for key, value in self.properties.items())
+        config.write_text(template.substitute(data_dir=data_dir, **state) + overrides)
         classpath = f"{jars}/*"
         if not (data_dir / "meta.properties").exists():
             say("Formatting KRaft storage ...")

@@ -19,7 +19,9 @@ from modyn_stream.kafka.exceptions import DeliveryError
 
 Headers = list[tuple[str, bytes]]
 
+PRODUCER_MAX_MESSAGE_BYTES = 16 << 20  # what one of our records may be; topics' max.message.bytes still apply
 PRODUCER_DEFAULTS: dict[str, Any] = {
+    "message.max.bytes": PRODUCER_MAX_MESSAGE_BYTES,
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 5,

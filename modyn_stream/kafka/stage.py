@@ -14,7 +14,7 @@ from confluent_kafka import Message
 
 from modyn_stream.events import DecodedEvent, EventCodec, EventDecodeError
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.dlq import dead_letter_record
+from modyn_stream.kafka.dlq import dead_letter_record, dlq_limit_bytes
 from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, project_topic_specs
 from modyn_stream.kafka.transactions import TransactionalProcessor
@@ -31,7 +31,9 @@ class TransactionalStage:
         self.settings = settings
         self.names = TopicNames(settings.namespace)
         self.codec = EventCodec.for_settings(settings)
-        TopicAdmin(settings).ensure(project_topic_specs(self.names))
+        admin = TopicAdmin(settings)
+        admin.ensure(project_topic_specs(self.names))
+        self.dlq_limit_bytes = dlq_limit_bytes(admin, self.names.dlq)
         self.processor = TransactionalProcessor(
             settings,
             group_id=f"{settings.namespace}.{self.stage}",
@@ -81,7 +83,7 @@ class TransactionalStage:
         log.warning(
             "%s: dead letter from %s[%d]@%d: %s", self.stage, msg.topic(), msg.partition(), msg.offset(), reason
         )
-        return dead_letter_record(self.names.dlq, msg, reason, stage=self.stage)
+        return dead_letter_record(self.names.dlq, msg, reason, self.stage, self.dlq_limit_bytes)
 
     def close(self) -> None:
         self.processor.close()

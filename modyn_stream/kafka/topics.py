@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.exceptions import BrokerUnavailableError, TopicError
@@ -24,6 +24,10 @@ _LEGAL_DATASET = re.compile(r"^[A-Za-z0-9_-]+$")
 KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 # State topics hold the latest value per key (e.g. one progress record per partition).
 COMPACTED = {"cleanup.policy": "compact"}
+# Kafka's default largest record batch; samples topics are created with it, so the DLQ is sized from it.
+SAMPLE_MAX_MESSAGE_BYTES = 1_048_588
+# A dead letter is the original record plus reason headers: the DLQ takes records this much larger.
+DLQ_HEADROOM_BYTES = 64 << 10
 
 
 def validate_topic_name(name: str) -> str:
@@ -96,12 +100,33 @@ def project_topic_specs(names: TopicNames, partitions: int = 3) -> list[TopicSpe
         TopicSpec(names.training_sets, partitions, KEEP_FOREVER),
         TopicSpec(names.models, partitions, KEEP_FOREVER),
         TopicSpec(names.evaluations, partitions, KEEP_FOREVER),
-        TopicSpec(names.dlq, 1, KEEP_FOREVER),
+        TopicSpec(
+            names.dlq, 1, {**KEEP_FOREVER, "max.message.bytes": str(SAMPLE_MAX_MESSAGE_BYTES + DLQ_HEADROOM_BYTES)}
+        ),
     ]
 
 
 def sample_topic_spec(names: TopicNames, dataset: str, partitions: int) -> TopicSpec:
-    return TopicSpec(names.samples(dataset), partitions, dict(KEEP_FOREVER))
+    return TopicSpec(
+        names.samples(dataset), partitions, {**KEEP_FOREVER, "max.message.bytes": str(SAMPLE_MAX_MESSAGE_BYTES)}
+    )
+
+
+def deleting_settings(spec: TopicSpec, existing: dict[str, str]) -> list[str]:
+    """The settings of an existing topic that would delete records `spec` means to keep forever.
+
+    >>> spec = TopicSpec("ns.samples.d", 1, KEEP_FOREVER)
+    >>> deleting_settings(spec, {"retention.ms": "604800000", "retention.bytes": "-1", "cleanup.policy": "delete"})
+    ['retention.ms=604800000']
+    >>> deleting_settings(spec, {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "compact"})
+    ['cleanup.policy=compact']
+    """
+    found = [f"{name}={existing[name]}" for name in KEEP_FOREVER
+             if spec.config.get(name) == "-1" and existing.get(name, "-1") != "-1"]  # fmt: skip
+    policy = existing.get("cleanup.policy", "delete")
+    if "compact" in policy and "compact" not in spec.config.get("cleanup.policy", "delete"):
+        found.append(f"cleanup.policy={policy}")  # compaction drops all but the latest record per key
+    return found
 
 
 @dataclass(frozen=True)
@@ -131,7 +156,10 @@ class TopicAdmin:
             raise BrokerUnavailableError(f"Kafka at {self.settings.bootstrap_servers}: no brokers in metadata")
 
     def ensure(self, specs: list[TopicSpec]) -> list[str]:
-        """Create the topics that do not exist yet; return the names created. Existing ones are kept."""
+        """Create the topics that do not exist yet; return the names created.
+
+        An existing topic is kept as it is, unless it would delete records its spec keeps forever (a samples
+        topic made with broker defaults loses the dataset after a week): that raises TopicError."""
         if not specs:
             return []
         futures = self._admin.create_topics(
@@ -149,7 +177,18 @@ class TopicAdmin:
                 if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TopicError(f"creating topic {name}: {error.str()}") from None
         self._wait_for_leaders([s.name for s in specs])
+        self._check_kept([s for s in specs if s.name not in created and s.config.get("retention.ms") == "-1"])
         return created
+
+    def _check_kept(self, specs: list[TopicSpec]) -> None:
+        for spec, existing in zip(specs, self.configs([s.name for s in specs]), strict=True):
+            if found := deleting_settings(spec, existing):
+                fix = ",".join(f"{k}={v}" for k, v in {**KEEP_FOREVER, "cleanup.policy": "delete"}.items())
+                raise TopicError(
+                    f"topic {spec.name} exists with {', '.join(found)}: the broker would delete its records; "
+                    f"keep them (kafka-configs.sh --alter --entity-type topics --entity-name {spec.name} "
+                    f"--add-config {fix}) or use another namespace"
+                )
 
     def _wait_for_leaders(self, names: list[str]) -> None:
         """Block until every partition of `names` has a leader: a new topic is not usable before."""
@@ -205,8 +244,15 @@ class TopicAdmin:
         return sorted(info.partitions)
 
     def config(self, topic: str) -> dict[str, str]:
-        from confluent_kafka.admin import ConfigResource
+        return self.configs([topic])[0]
 
-        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-        entries = self._admin.describe_configs([resource], request_timeout=self.timeout_s)[resource].result()
-        return {name: entry.value for name, entry in entries.items()}
+    def configs(self, topics: list[str]) -> list[dict[str, str]]:
+        """Each topic's effective configuration, in one request."""
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in topics]
+        if not resources:
+            return []
+        futures = self._admin.describe_configs(resources, request_timeout=self.timeout_s)
+        try:
+            return [{name: entry.value for name, entry in futures[r].result().items()} for r in resources]
+        except KafkaException as exc:
+            raise TopicError(f"describing topics {', '.join(topics)}: {exc.args[0].str()}") from None

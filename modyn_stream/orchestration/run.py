@@ -149,6 +149,7 @@ def run_pipeline(
                 done = replayer.poll(timeout_s=POLL_S)
                 progress.replayed = replayer.replayed
                 update(progress)
+            progress.notes += replayer.result.notes
             state["replayed"] = True
             _save_state(run_dir, state)
         # After the replay: the ingest subscribes by pattern and sees the samples topic at once.

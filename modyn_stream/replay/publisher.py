@@ -54,6 +54,7 @@ class ReplayResult:
     first_event_time: int | None
     last_event_time: int | None
     seconds: float
+    notes: tuple[str, ...] = ()
 
 
 def sample_keys(source: SampleSource) -> list[str]:
@@ -87,8 +88,11 @@ def replay(
     names = TopicNames(settings.namespace)
     topic = names.samples(dataset)
     admin = TopicAdmin(settings)
-    admin.ensure([sample_topic_spec(names, dataset, partitions)])
+    created = admin.ensure([sample_topic_spec(names, dataset, partitions)])
     topic_partitions = admin.partitions(topic)
+    notes = ()
+    if not created and len(topic_partitions) != partitions:
+        notes = (f"{topic} exists with {len(topic_partitions)} partition(s): replaying into those, not {partitions}",)
 
     times = timestamps.assign(source)
     keys = sample_keys(source)
@@ -152,4 +156,5 @@ def replay(
         int(ordered_times[0]) if total else None,
         int(ordered_times[-1]) if total else None,
         time.monotonic() - started,
+        notes,
     )

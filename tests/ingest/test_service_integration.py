@@ -1,5 +1,6 @@
 """The ingest service on a real broker and the real ClickHouse engine: exactly once, through crashes."""
 
+import hashlib
 import json
 import os
 import random
@@ -19,7 +20,7 @@ from modyn_stream.ingest.watermark import END_OF_TIME, PartitionProgress, global
 from modyn_stream.kafka.consumer import BatchConsumer
 from modyn_stream.kafka.dlq import dead_letter_headers
 from modyn_stream.kafka.producer import EventProducer
-from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.kafka.topics import KEEP_FOREVER, SAMPLE_MAX_MESSAGE_BYTES, TopicAdmin, TopicNames, TopicSpec
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.replay.publisher import TimestampPolicy, replay
 from modyn_stream.replay.sources import SampleSource
@@ -155,6 +156,53 @@ def test_garbage_and_wrong_events_go_to_the_dlq_and_nothing_else_is_lost(kafka_s
     for value, expected in bad.items():
         assert expected in reasons[value]["dlq.reason"] and reasons[value]["dlq.stage"] == "ingest"
         assert reasons[value]["dlq.source.topic"] == topic
+
+
+def _dead_letters(settings, count: int) -> list:
+    with BatchConsumer(settings, "dlq-reader") as consumer:
+        consumer.assign([TopicPartition(TopicNames(settings.namespace).dlq, 0, 0)])
+        letters, deadline = [], time.monotonic() + 30
+        while len(letters) < count:
+            assert time.monotonic() < deadline, f"{len(letters)} of {count} dead letters"
+            letters += consumer.poll_batch(100, 0.5)
+    return letters
+
+
+def test_an_event_as_large_as_the_samples_topic_allows_is_a_dead_letter_and_nothing_else_stops(kafka_settings, store):
+    # The broker takes a record up to the samples topic's max.message.bytes; its dead letter carries headers on
+    # top, and the DLQ is made larger by as much, so it fits whole. Before, the ingest died on it forever.
+    names = TopicNames(kafka_settings.namespace)
+    replay(kafka_settings, "big", make_source(50), TimestampPolicy(), partitions=1)
+    poison = os.urandom(SAMPLE_MAX_MESSAGE_BYTES - 150)  # what the broker still takes, with batch framing
+    with EventProducer(kafka_settings, overrides={"compression.type": "none"}) as producer:
+        producer.produce(names.samples("big"), poison, key="poison")
+        producer.produce(names.samples("big"), EventCodec().encode(
+            "SampleEvent", {"dataset": "big", "key": "after", "event_time": 5, "payload": b"ok"}))  # fmt: skip
+    with IngestService(kafka_settings, store, max_batch=20, max_wait_s=0.1) as service:
+        ingest_until(service, store, "big", 51)
+    (letter,) = _dead_letters(kafka_settings, 1)
+    assert letter.value() == poison and "dlq.original.size" not in dead_letter_headers(letter.headers())
+
+
+def test_a_dead_letter_too_large_for_the_dlq_is_truncated_with_its_size_and_checksum(kafka_settings, store):
+    names = TopicNames(kafka_settings.namespace)
+    admin = TopicAdmin(kafka_settings)
+    # Topics made by someone else: a samples topic that takes larger records than the DLQ does.
+    admin.ensure([TopicSpec(names.dlq, 1, {**KEEP_FOREVER, "max.message.bytes": "20000"}),
+                  TopicSpec(names.samples("wide"), 1, {**KEEP_FOREVER, "max.message.bytes": "200000"})])  # fmt: skip
+    poison = os.urandom(150_000)
+    with EventProducer(kafka_settings) as producer:
+        producer.produce(names.samples("wide"), poison, key="poison", headers=[("origin", b"elsewhere")])
+    replay(kafka_settings, "wide", make_source(30), TimestampPolicy(), partitions=1)
+    with IngestService(kafka_settings, store, max_batch=10, max_wait_s=0.1) as service:
+        ingest_until(service, store, "wide", 30)
+    (letter,) = _dead_letters(kafka_settings, 1)
+    headers = dead_letter_headers(letter.headers())
+    assert len(letter.value()) < 20_000 and poison.startswith(letter.value())
+    assert headers["dlq.original.size"] == "150000"
+    assert headers["dlq.original.sha256"] == hashlib.sha256(poison).hexdigest()
+    assert (headers["dlq.source.topic"], headers["dlq.source.offset"]) == (names.samples("wide"), "0")
+    assert ("origin", b"elsewhere") in letter.headers()
 
 
 CHECK_ROWS = """

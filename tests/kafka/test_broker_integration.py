@@ -133,7 +133,7 @@ def test_bad_events_go_to_the_dead_letter_topic_with_reasons(kafka_settings):
         producer.produce(source, good, key="a")
 
     decoded, dlq_producer = [], EventProducer(kafka_settings)
-    dead_letters = DeadLetterPublisher(dlq_producer, names.dlq)
+    dead_letters = DeadLetterPublisher(dlq_producer, names.dlq, limit_bytes=1 << 20)
     with BatchConsumer(kafka_settings, f"g-{uuid.uuid4().hex[:6]}") as consumer:
         consumer.subscribe([source])
         for msg in consume_until(consumer, 2):
