@@ -73,12 +73,14 @@ def save_model(
             "metadata": {**metadata, "delta_depth": depth},
         }
         compression = _compression(incremental.zip, "ZIP_DEFLATED")
+    # Serialised in memory: torch names the records inside its zip after the file written to, and that
+    # temporary name (with the pid) would make the same weights give other bytes in every process.
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
     with artifacts.atomic(path) as tmp:
         if compression is None:
-            torch.save(content, tmp)
+            tmp.write_bytes(buffer.getvalue())
         else:
-            buffer = io.BytesIO()
-            torch.save(content, buffer)
             with zipfile.ZipFile(tmp, "w", compression=compression) as archive:
                 archive.writestr(zipfile.ZipInfo(_ZIP_MEMBER), buffer.getvalue(), compression)  # fixed date: same bytes
     return sha256_file(path)

@@ -84,3 +84,29 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"not a model")
     with pytest.raises(ArtifactError, match=r"x\.pt: cannot load"):
         load_model((tmp_path / "x.pt").as_uri())
+
+
+SAVE_IN_A_CHILD = """
+import sys, torch
+from modyn_stream.artifacts import ArtifactStore
+from modyn_stream.training.model_store import save_model
+store = ArtifactStore(sys.argv[1])
+print(save_model(store, store.path(sys.argv[2]), {"w": torch.arange(12.0).reshape(3, 4)}, {"model_id": "p/0"}))
+"""
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_the_same_weights_give_the_same_bytes_whatever_the_file_name_or_process(tmp_path, zipped):
+    import subprocess
+    import sys
+
+    storage = ModelStorageSection.model_validate({"full_model_strategy": {"zip": zipped}})
+    store = ArtifactStore(tmp_path)
+    weights = {"w": torch.arange(12.0).reshape(3, 4)}
+    here = {save_model(store, store.path(name), weights, {"model_id": "p/0"}, storage=storage) for name in ("a", "b")}
+    assert len(here) == 1  # torch no longer names the records after the (temporary) file written to
+    if not zipped:
+        child = subprocess.run(
+            [sys.executable, "-c", SAVE_IN_A_CHILD, str(tmp_path), "c"], capture_output=True, text=True, check=True
+        )
+        assert child.stdout.strip() in here  # another pid, another temporary name: the same bytes
