@@ -217,7 +217,7 @@ class LocalKafka:
             say("Formatting KRaft storage ...")
             fmt = subprocess.run(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", state["cluster_id"], "-c", str(config), "--ignore-formatted"],
+                 f"--cluster-id={state['cluster_id']}", "-c", str(config), "--ignore-formatted"],  # may start with -
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if fmt.returncode != 0:
