@@ -26,7 +26,11 @@ class ArtifactStore:
         self.root = Path(root).resolve()
 
     def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
+        """A path under the root; parts that would lead outside it (`..`, absolute paths) are refused."""
+        path = self.root.joinpath(*parts)
+        if not path.resolve().is_relative_to(self.root):
+            raise ArtifactError(f"artifact path {'/'.join(parts)!r} leads outside the artifact store {self.root}")
+        return path
 
     @staticmethod
     def uri(path: Path) -> str:

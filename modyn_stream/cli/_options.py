@@ -12,3 +12,11 @@ def kafka_settings(bootstrap: str | None, namespace: str):
     from modyn_stream.kafka.config import KafkaSettings
 
     return KafkaSettings.from_env(bootstrap_servers=bootstrap, namespace=namespace)
+
+
+TrustCode = typer.Option(
+    False,
+    "--trust-code",
+    help="Import any module:function a pipeline names (its code runs in this process). Without it, only "
+    "trusted_modules of the system config (or MODYN_TRUSTED_MODULES) are imported.",
+)

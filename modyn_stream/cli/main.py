@@ -49,7 +49,16 @@ def _root(
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # librdkafka's own retries (e.g. "coordinator load in progress") are noise unless asked for.
-    logging.getLogger(LIBRDKAFKA_LOGGER).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    librdkafka = logging.getLogger(LIBRDKAFKA_LOGGER)
+    librdkafka.setLevel(logging.DEBUG if verbose else logging.ERROR)
+    if not verbose:
+        librdkafka.addFilter(_quiet_reconnects)
+
+
+def _quiet_reconnects(record: logging.LogRecord) -> bool:
+    """While a broker is away every client logs each reconnect attempt; the services say it once themselves."""
+    message = record.getMessage()
+    return not any(sign in message for sign in ("Connection refused", "brokers are down", "Disconnected"))
 
 
 @app.command()

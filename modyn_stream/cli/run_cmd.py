@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from modyn_stream.cli._console import err, out
-from modyn_stream.cli._options import Bootstrap, Namespace, kafka_settings
+from modyn_stream.cli._options import Bootstrap, Namespace, TrustCode, kafka_settings
 
 Runs = typer.Option(Path(".modyn-stream/runs"), "--runs", help="Where runs keep their state and reports.")
 
@@ -20,6 +20,7 @@ def run(
     ),
     no_replay: bool = typer.Option(False, "--no-replay", help="Do not replay: wait for live data on the topic."),
     runs: Path = Runs,
+    trust_code: bool = TrustCode,
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
@@ -31,9 +32,11 @@ def run(
     from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.orchestration.run import RunProgress, run_pipeline
     from modyn_stream.pipeline.loading import load_pipeline
+    from modyn_stream.pipeline.system import load_system_config
     from modyn_stream.report import write_report
 
-    config = load_pipeline(pipeline)  # every problem at once, before anything starts
+    trust = load_system_config().code_trust(trust_code)
+    config = load_pipeline(pipeline, trust)  # every problem at once, before anything starts
     shutdown = ShutdownFlag()
 
     def table(progress: RunProgress) -> Table:
@@ -64,7 +67,7 @@ def run(
         try:
             result = run_pipeline(
                 config, settings, runs, config_dir=pipeline.parent, fresh=fresh, replay_data=not no_replay,
-                update=update, stop=lambda: shutdown.is_set,
+                update=update, stop=lambda: shutdown.is_set, trust=trust,
             )  # fmt: skip
         except BaseException:
             live.transient = True  # the error alone, on a line of its own

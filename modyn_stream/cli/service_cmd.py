@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from modyn_stream.cli._console import err
-from modyn_stream.cli._options import Bootstrap
+from modyn_stream.cli._options import Bootstrap, TrustCode
 
 app = typer.Typer(help="Run one service as its own process (stops cleanly on Ctrl-C / SIGTERM).")
 
@@ -71,30 +72,22 @@ def ingest(
 ) -> None:
     """Ingest sample metadata from {ns}.samples.* into ClickHouse, exactly once."""
     from modyn_stream.ingest.service import IngestService
-    from modyn_stream.kafka.consumer import ShutdownFlag
 
     system = _system(config, bootstrap, namespace, metadata_url, database)
     store = _store(system)
-    shutdown = ShutdownFlag()
-    with (
-        _connected(system) as settings,
-        shutdown.on_signals(),
-        IngestService(settings, store, max_batch=max_batch, max_wait_s=max_wait) as service,
-        err.status("ingest: waiting for samples ...") as status,
-    ):
-        started, last_report = time.monotonic(), 0.0
-        while not shutdown.is_set:
-            service.step()
-            if time.monotonic() - last_report > 1:
-                last_report = time.monotonic()
-                stats = service.stats
-                rate = stats.samples / max(last_report - started, 1e-9)
-                status.update(
-                    f"ingest: {stats.samples:,} samples ({rate:,.0f}/s), "
-                    f"{stats.dead_letters:,} dead letters, {stats.batches:,} inserts"
-                )
-        service.flush()
-    err.print(f"ingest stopped: {service.stats.samples:,} samples, {service.stats.dead_letters:,} dead letters")
+    started = time.monotonic()
+
+    def describe(service: IngestService) -> str:
+        stats = service.stats
+        rate = stats.samples / max(time.monotonic() - started, 1e-9)
+        return (f"{stats.samples:,} samples ({rate:,.0f}/s), {stats.dead_letters:,} dead letters, "
+                f"{stats.batches:,} inserts")  # fmt: skip
+
+    _serve(
+        "ingest", "waiting for samples", system,
+        build=lambda settings: IngestService(settings, store, max_batch=max_batch, max_wait_s=max_wait),
+        step=IngestService.step, describe=describe, finish=IngestService.flush,
+    )  # fmt: skip
 
 
 @app.command()
@@ -110,42 +103,67 @@ def trigger(
     namespace: str = Namespace,
 ) -> None:
     """Evaluate every registered pipeline's trigger and emit TriggerEvents, exactly once."""
-    from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.triggers.service import TriggerService
 
     system = _system(config, bootstrap, namespace, metadata_url, database)
     store = _store(system)
-    shutdown = ShutdownFlag()
     idle_ms = None if idle_timeout is None else int(idle_timeout * 1000)
-    with (
-        _connected(system) as settings,
-        shutdown.on_signals(),
-        TriggerService(settings, store, idle_timeout_ms=idle_ms) as service,
-        err.status("trigger: waiting for data ...") as status,
-    ):
-        while not shutdown.is_set:
-            started = time.monotonic()
-            if service.step():
-                status.update(f"trigger: {service.fired:,} triggers fired")
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))  # evaluation cadence
-    err.print(f"trigger stopped: {service.fired:,} triggers fired")
+
+    def step(service: TriggerService) -> int:
+        started = time.monotonic()
+        fired = service.step()
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))  # evaluation cadence
+        return fired
+
+    _serve(
+        "trigger", "waiting for data", system,
+        build=lambda settings: TriggerService(settings, store, idle_timeout_ms=idle_ms),
+        step=step, describe=lambda service: f"{service.fired:,} triggers fired",
+    )  # fmt: skip
+
+
+def _serve(name: str, waiting: str, system, *, build, step, describe, finish=None) -> None:
+    """Run one service until Ctrl-C / SIGTERM, showing `describe(service)` as it works. A broker that goes
+    away does not stop it: once Kafka answers again the service is rebuilt from its committed state."""
+    from modyn_stream.kafka.consumer import ShutdownFlag
+    from modyn_stream.orchestration.restart import Restarts, close_all
+
+    shutdown = ShutdownFlag()
+    with _connected(system) as settings, shutdown.on_signals(), err.status(f"{name}: {waiting} ...") as status:
+
+        def say(line: str) -> None:
+            err.print(escape(line))
+            status.update(f"{name}: waiting for Kafka ...")
+
+        restarts = Restarts(settings, name, stopping=lambda: shutdown.is_set, say=say)
+        service, shown = None, 0.0
+        try:
+            while not shutdown.is_set:
+                try:
+                    service = service or build(settings)
+                    worked = step(service)
+                    restarts.succeeded()
+                except Exception as exc:
+                    if service is not None:
+                        close_all([service], abandon=True)
+                    service = None
+                    restarts.recover(exc)  # raises unless Kafka was away and answers again
+                    continue
+                if worked or time.monotonic() - shown > 1:
+                    shown = time.monotonic()
+                    status.update(f"{name}: {describe(service)}")
+            if service is not None and finish is not None:
+                finish(service)
+        finally:
+            if service is not None:
+                service.close()
+    summary = describe(service) if service is not None else "not started"
+    again = f" (rebuilt after {restarts.count} broker outage(s))" if restarts.count else ""
+    err.print(f"{name} stopped: {summary}{again}")
 
 
 def _run_stage(name: str, waiting: str, build, progress, system) -> None:
-    """Run a TransactionalStage service until Ctrl-C / SIGTERM, showing `progress(service)` as it commits."""
-    from modyn_stream.kafka.consumer import ShutdownFlag
-
-    shutdown = ShutdownFlag()
-    with (
-        _connected(system) as settings,
-        shutdown.on_signals(),
-        build(settings) as service,
-        err.status(f"{name}: {waiting} ...") as status,
-    ):
-        while not shutdown.is_set:
-            if service.step():
-                status.update(f"{name}: {progress(service)}")
-    err.print(f"{name} stopped: {progress(service)}")
+    _serve(name, waiting, system, build=build, step=lambda service: service.step(), describe=progress)
 
 
 @app.command()
@@ -181,6 +199,7 @@ def trainer(
     artifacts: Path = Artifacts,
     cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (data reused by later triggers)."),
     instance: str = typer.Option("0", help="Instance id, unique per running trainer (its transactional id)."),
+    trust_code: bool = TrustCode,
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
@@ -202,7 +221,12 @@ def trainer(
         "trainer",
         "waiting for training sets",
         lambda settings: TrainerService(
-            settings, store, ArtifactStore(system.artifacts.root), instance=instance, cache_bytes=cache_mib << 20
+            settings,
+            store,
+            ArtifactStore(system.artifacts.root),
+            instance=instance,
+            cache_bytes=cache_mib << 20,
+            trust=system.code_trust(trust_code),
         ),
         progress,
         system,
@@ -219,6 +243,7 @@ def evaluator(
     after_pipeline: str = typer.Option(
         None, metavar="PIPELINE_ID", help="Instead: run this pipeline's after_pipeline handlers once, then exit."
     ),
+    trust_code: bool = TrustCode,
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
@@ -227,13 +252,14 @@ def evaluator(
 
     system = _system(config, bootstrap, namespace, metadata_url, database)
     store = _store(system)
+    trust = system.code_trust(trust_code)
     if after_pipeline:
-        _evaluate_after_pipeline(system, store, after_pipeline)
+        _evaluate_after_pipeline(system, store, after_pipeline, trust)
         return
     _run_stage(
         "evaluator",
         "waiting for model versions",
-        lambda settings: EvaluatorService(settings, store, instance=instance, cache_bytes=cache_mib << 20),
+        lambda settings: EvaluatorService(settings, store, instance=instance, cache_bytes=cache_mib << 20, trust=trust),
         lambda service: (
             f"{service.done:,} models evaluated, {service.rows_written:,} metric values, "
             f"{service.dead_letters:,} dead letters"
@@ -242,7 +268,7 @@ def evaluator(
     )
 
 
-def _evaluate_after_pipeline(system, store, pid: str) -> None:
+def _evaluate_after_pipeline(system, store, pid: str, trust) -> None:
     from modyn_stream.evaluation.service import EvaluatorService
     from modyn_stream.exceptions import ModynStreamError
     from modyn_stream.pipeline.registry import registered_pipeline
@@ -253,7 +279,7 @@ def _evaluate_after_pipeline(system, store, pid: str) -> None:
         raise ModynStreamError(f"pipeline {pid} is not registered in ClickHouse database {store.database}")
     with (
         _connected(system) as settings,
-        EvaluatorService(settings, store) as service,
+        EvaluatorService(settings, store, trust=trust) as service,
         err.status(f"evaluator: after_pipeline handlers of {pid} ..."),
     ):
         published = service.evaluate_pipeline(config, pid)

@@ -36,10 +36,12 @@ from modyn_stream.kafka.transactions import produce_in_transaction, transactiona
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import EvalHandler, PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
+from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import SCHEMA, numeric
 from modyn_stream.training.decoders import build_decoder
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
+from modyn_stream.training.labels import class_count, keep_classes
 from modyn_stream.training.loader import ChunkLoader
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import model_with_weights
@@ -62,13 +64,16 @@ class EvaluatorService(TransactionalStage):
         *,
         instance: str = "0",
         cache_bytes: int = 512 << 20,
+        trust: CodeTrust = NOBODY,
         progress: Callable[[str], None] = lambda _: None,
     ) -> None:
         super().__init__(settings, TopicNames(settings.namespace).models, instance=instance)
         self.store = store
         self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
         self.progress = progress
+        self.trust = trust  # the code pipelines may name that this process's operator trusts
         self.rows_written = 0
+        self.left_out: list[str] = []  # the last model's evaluation samples whose labels it cannot take
         store.migrate()
 
     def handle(self, msg: Message, decoded: DecodedEvent) -> list[OutgoingRecord] | OutgoingRecord:
@@ -79,9 +84,10 @@ class EvaluatorService(TransactionalStage):
             return self.dead_letter(msg, f"model {event['model_id']}: pipeline {pid} is not registered")
         try:
             rows = self.evaluate(config, event, "after_training")
-        except (TrainingError, ArtifactError) as exc:
+        except (TrainingError, ArtifactError, UntrustedCodeError) as exc:
             return self.dead_letter(msg, f"model {event['model_id']}: {exc}")
-        return [self._record(r) for r in rows]
+        notes = [self.dead_letter(msg, f"model {event['model_id']}: {note}") for note in self.left_out]
+        return notes + [self._record(r) for r in rows]
 
     def evaluate_pipeline(self, config: PipelineConfig, pid: str) -> int:
         """Run the `after_pipeline` handlers over every stored model of the pipeline and publish their
@@ -122,24 +128,27 @@ class EvaluatorService(TransactionalStage):
         """Score one model on every window its handlers give it; write and return the rows."""
         handlers = [h for h in (config.evaluation.handlers if config.evaluation else [])
                     if h.execution_time == execution_time]  # fmt: skip
+        self.left_out = []
         if not handlers:
             return []
         jobs = self._windows(config, handlers, event["pipeline_id"], event["trigger_index"])
         if not any(jobs.values()):
             return []
         state = load_model(event["model_uri"], event["model_sha256"])[0]
-        model = model_with_weights(config.model.id, config.model.config, state, trusted=config.model.trusted)
+        model = model_with_weights(config.model.id, config.model.config, state, trust=self.trust)
         device = torch.device(config.evaluation.device)
         model.to(device).eval()
         decoder = build_decoder(
-            config.data.decoder, config.data.decoder_config, config.data.transformations, trusted=config.data.trusted
+            config.data.decoder, config.data.decoder_config, config.data.transformations, trust=self.trust
         )
         datasets = {d.dataset_id: d for d in config.evaluation.datasets}
         classification = config.training.optimization_criterion.name == "CrossEntropyLoss"
         rows, now = [], int(time.time() * 1000)
         for dataset, windows in jobs.items():
             spec = datasets[dataset]
-            times, labels, logits = self._predict(model, decoder, dataset, windows, spec.batch_size, device)
+            times, labels, logits = self._predict(
+                model, decoder, dataset, windows, spec.batch_size, device, class_count(config)
+            )
             for start, end in sorted(windows):
                 mask = torch.from_numpy((times >= start) & (times < end))
                 count = int(mask.sum())
@@ -193,8 +202,9 @@ class EvaluatorService(TransactionalStage):
         )  # fmt: skip
         return (first, last) if count else (None, None)
 
-    def _predict(self, model, decoder, dataset: str, windows: set[Window], batch_size: int, device: torch.device):
-        """(event times, labels, model outputs) of every labelled sample in any of the windows."""
+    def _predict(self, model, decoder, dataset: str, windows: set[Window], batch_size: int, device, classes):
+        """(event times, labels, model outputs) of every labelled sample in any of the windows whose label is one
+        of the model's `classes` (the others are noted in `left_out`)."""
         start, end = min(w[0] for w in windows), max(w[1] for w in windows)
         sql = (
             "SELECT kafka_partition, kafka_offset, key, label, toFloat32(1.0) AS weight, "
@@ -206,7 +216,11 @@ class EvaluatorService(TransactionalStage):
             batches = [batch for batch in stream if batch.num_rows]
         if not batches:
             return np.zeros(0, np.int64), torch.zeros(0, dtype=torch.long), torch.zeros(0, 1)
-        table = pa.Table.from_batches(batches)
+        table, note = keep_classes(pa.Table.from_batches(batches), classes)
+        if note is not None:
+            self.left_out.append(f"{dataset}: {note}")
+        if table.num_rows == 0:
+            return np.zeros(0, np.int64), torch.zeros(0, dtype=torch.long), torch.zeros(0, 1)
         columns = [table[name].cast(kind) for name, kind in zip(SCHEMA.names, SCHEMA.types, strict=True)]
         manifest = pa.Table.from_arrays(columns, schema=SCHEMA)
         outputs = []
@@ -221,8 +235,8 @@ class EvaluatorService(TransactionalStage):
         logits = torch.cat(outputs).reshape(table.num_rows, -1)
         return numeric(table["t"]), torch.from_numpy(numeric(manifest["label"])), logits
 
-    def close(self) -> None:
-        super().close()
+    def close(self, abandon: bool = False) -> None:
+        super().close(abandon)
         self.fetchers.close()
 
 

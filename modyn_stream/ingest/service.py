@@ -363,10 +363,14 @@ class IngestService:
     def partition_states(self) -> list[PartitionState]:
         return sorted(self._states.values(), key=lambda s: (s.topic, s.partition))
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        """`abandon`: a failed service, closed without waiting on the broker (its next instance redoes the work)."""
         self._closing = True
         self.consumer.close()
-        self.producer.flush()
+        if abandon:
+            self.producer.abandon()
+        else:
+            self.producer.flush()
 
     def __enter__(self) -> IngestService:
         return self

@@ -150,7 +150,10 @@ class BatchConsumer:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            raise KafkaLayerError(f"consumer {self.group_id}: commit failed: {exc.args[0].str()}") from None
+            error = exc.args[0]
+            raise KafkaLayerError(
+                f"consumer {self.group_id}: commit failed: {error.str()}", transient=not error.fatal()
+            ) from None
 
     def committed(self, partitions: list[TopicPartition], timeout_s: float = 10.0) -> list[TopicPartition]:
         return self._consumer.committed(partitions, timeout=timeout_s)
@@ -168,7 +171,9 @@ class BatchConsumer:
                     error = exc.args[0]
                     transient = error.retriable() or error.code() in _LEADER_NOT_READY
                     if not transient or time.monotonic() > deadline:
-                        raise KafkaLayerError(f"offsets of {tp.topic}[{tp.partition}]: {error.str()}") from None
+                        raise KafkaLayerError(
+                            f"offsets of {tp.topic}[{tp.partition}]: {error.str()}", transient=transient
+                        ) from None
                     time.sleep(0.1)
         return result
 
@@ -197,7 +202,8 @@ class BatchConsumer:
             elif time.monotonic() > deadline:
                 behind = {f"{t}[{p}]": end - reached[(t, p)] for (t, p), end in ends.items() if reached[(t, p)] < end}
                 raise KafkaLayerError(
-                    f"consumer {self.group_id}: no progress for {timeout_s:g} s short of the end offsets: {behind}"
+                    f"consumer {self.group_id}: no progress for {timeout_s:g} s short of the end offsets: {behind}",
+                    transient=True,
                 )
             # consume() returns early only once it has all it asked for, so ask for no more than is left
             # (transaction markers take offsets too, hence the short timeout).

@@ -129,6 +129,13 @@ class EventProducer:
     def close(self, timeout_s: float = 30.0) -> None:
         self.flush(timeout_s)
 
+    def abandon(self) -> None:
+        """Drop every record not yet acknowledged, at once (for a failed service whose work is redone)."""
+        self._producer.purge()
+        self._producer.flush(0)
+        with self._lock:
+            self._failures, self._first_failure = 0, None
+
     def __enter__(self) -> EventProducer:
         return self
 

@@ -55,7 +55,8 @@ class TransactionalStage:
         """Process the next input event, waiting up to `timeout_s` for one; return how many were committed
         (0 or 1). A loop stepping several stages in turn passes a short timeout so none waits on another."""
         if committed := self.processor.process_batch(timeout_s):
-            dead = sum(any(r.topic == self.names.dlq for r in records) for records in self._outputs)
+            # An event is a dead letter when that is all it gave; one beside results only notes a part left out.
+            dead = sum(all(r.topic == self.names.dlq for r in records) for records in self._outputs)
             self.dead_letters += dead
             self.done += len(self._outputs) - dead
         return committed
@@ -85,8 +86,9 @@ class TransactionalStage:
         )
         return dead_letter_record(self.names.dlq, msg, reason, self.stage, self.dlq_limit_bytes)
 
-    def close(self) -> None:
-        self.processor.close()
+    def close(self, abandon: bool = False) -> None:
+        """`abandon`: a failed stage, closed without waiting on the broker."""
+        self.processor.close(abandon)
 
     def __enter__(self):
         return self

@@ -5,7 +5,9 @@ of the batch are committed together, or neither is. The error contract follows
 confluent-kafka's (see its `examples/eos_transactions.py`): an abortable error aborts the
 transaction and rewinds the consumer to its committed offsets so the batch is processed again;
 a retriable commit error is retried; a fatal one (e.g. fenced by a newer instance with the same
-transactional id) is raised.
+transactional id) is raised. Every call that waits on the broker has a timeout (`call_timeout_s`):
+a broker that is away makes it raise a transient TransactionError instead of hanging forever, and the
+service restarts from its committed state once the broker is back (see `orchestration/restart.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from modyn_stream.kafka.producer import EventProducer, OutgoingRecord
 log = logging.getLogger(__name__)
 
 Transform = Callable[[Sequence[Message]], Iterable[OutgoingRecord]]
+CALL_TIMEOUT_S = 30.0  # longest one transaction call waits for the broker
+
+
+def _failed(what: str, exc: KafkaException) -> TransactionError:
+    error = exc.args[0]
+    return TransactionError(f"{what}: {error.str()}", transient=not error.fatal())
 
 
 class TransactionalProcessor:
@@ -71,12 +79,14 @@ class TransactionalProcessor:
         self._call("begin_transaction", producer.begin_transaction)
         try:
             self.producer.produce_records(self.transform(messages))
-            producer.send_offsets_to_transaction(next_offsets(messages), self.consumer.raw.consumer_group_metadata())
+            producer.send_offsets_to_transaction(
+                next_offsets(messages), self.consumer.raw.consumer_group_metadata(), CALL_TIMEOUT_S
+            )
             self._commit()
         except KafkaException as exc:
             error = exc.args[0]
             if error.fatal() or not error.txn_requires_abort():
-                raise TransactionError(f"{self.transactional_id}: {error.str()}") from None
+                raise _failed(self.transactional_id, exc) from None
             log.warning("%s: aborting transaction: %s", self.transactional_id, error.str())
             self._abort_and_rewind()
             return 0
@@ -88,7 +98,7 @@ class TransactionalProcessor:
     def _commit(self) -> None:
         for attempt in range(self.commit_retries + 1):
             try:
-                self.producer.raw.commit_transaction()
+                self.producer.raw.commit_transaction(CALL_TIMEOUT_S)
                 return
             except KafkaException as exc:
                 if exc.args[0].retriable() and attempt < self.commit_retries:
@@ -96,14 +106,14 @@ class TransactionalProcessor:
                 raise
 
     def _abort_and_rewind(self) -> None:
-        self._call("abort_transaction", self.producer.raw.abort_transaction)
+        self._call("abort_transaction", lambda: self.producer.raw.abort_transaction(CALL_TIMEOUT_S))
         self.consumer.rewind_to_committed()
 
     def _call(self, what: str, fn: Callable[[], object]) -> None:
         try:
             fn()
         except KafkaException as exc:
-            raise TransactionError(f"{self.transactional_id}: {what} failed: {exc.args[0].str()}") from None
+            raise _failed(f"{self.transactional_id}: {what} failed", exc) from None
 
     def run(self, shutdown: ShutdownFlag) -> int:
         """Process batches until `shutdown` is set; return the number of input messages committed."""
@@ -112,7 +122,9 @@ class TransactionalProcessor:
             total += self.process_batch()
         return total
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        if abandon:
+            self.producer.abandon()
         self.consumer.close()
 
     def __enter__(self) -> TransactionalProcessor:
@@ -129,12 +141,14 @@ def produce_in_transaction(producer: EventProducer, records: Iterable[OutgoingRe
     try:
         raw.begin_transaction()
         producer.produce_records(records)
-        raw.commit_transaction()
+        raw.commit_transaction(CALL_TIMEOUT_S)
     except KafkaException as exc:
-        error = exc.args[0]
-        if error.txn_requires_abort():
-            raw.abort_transaction()
-        raise TransactionError(f"{what}: {error.str()}") from None
+        if exc.args[0].txn_requires_abort():
+            try:
+                raw.abort_transaction(CALL_TIMEOUT_S)
+            except KafkaException as abort:
+                raise _failed(f"{what} (aborting)", abort) from None
+        raise _failed(what, exc) from None
 
 
 def transactional_producer(settings: KafkaSettings, transactional_id: str, timeout_s: float = 30.0) -> EventProducer:
@@ -148,5 +162,5 @@ def init_transactions(producer: EventProducer, timeout_s: float = 30.0) -> Event
     try:
         producer.raw.init_transactions(timeout_s)
     except KafkaException as exc:
-        raise TransactionError(f"{producer.transactional_id}: init_transactions failed: {exc.args[0].str()}") from None
+        raise _failed(f"{producer.transactional_id}: init_transactions failed", exc) from None
     return producer

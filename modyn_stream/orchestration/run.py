@@ -24,14 +24,17 @@ from pathlib import Path
 
 from modyn_stream.artifacts import ArtifactStore
 from modyn_stream.evaluation.service import EvaluatorService
+from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.ingest.service import IngestService
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.orchestration.replay_process import ReplayProcess
+from modyn_stream.orchestration.restart import Restarts, close_all
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import register_pipeline
+from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 from modyn_stream.selection.service import SelectorService
 from modyn_stream.training.loop import preload_optimizers
 from modyn_stream.training.service import TrainerService
@@ -65,7 +68,11 @@ class RunResult:
 
 
 def run_directory(config: PipelineConfig, runs: Path) -> Path:
-    return runs / config.pipeline.name
+    """`<runs>/<pipeline name>`: always directly under `runs` (validation keeps names to one component)."""
+    run_dir = runs / config.pipeline.name
+    if run_dir.resolve().parent != runs.resolve():
+        raise ModynStreamError(f"pipeline.name {config.pipeline.name!r} does not name a directory under {runs}")
+    return run_dir
 
 
 def run_store(run_dir: Path) -> MetadataStore:
@@ -95,6 +102,45 @@ def _save_state(run_dir: Path, state: dict) -> None:
     (run_dir / "run.json").write_text(json.dumps(state))
 
 
+class _Services:
+    """The run's stages, stepped in one loop. After a broker outage they are all rebuilt from their
+    committed state; `carried` keeps the counts of the instances before, so the run's totals go on."""
+
+    def __init__(self, settings: KafkaSettings, store: MetadataStore, artifacts: ArtifactStore, handshakes, carried,
+                 trust: CodeTrust):  # fmt: skip
+        self.settings, self.store = settings, store
+        self.carried = carried  # evaluated, selector/trainer/evaluator dead letters of earlier instances
+        self.ingest: IngestService | None = None
+        self.trigger = TriggerService(settings, store)
+        self.selector = SelectorService(settings, store, artifacts)
+        self.trainer = TrainerService(settings, store, artifacts, trust=trust)
+        self.evaluator = EvaluatorService(settings, store, trust=trust)
+        # Each stage's step, once its handshake is done; none waits longer than POLL_S for input.
+        steps = [(self.trigger, self.trigger.step)]
+        steps += [(s, partial(s.step, POLL_S)) for s in (self.selector, self.trainer, self.evaluator)]
+        self._starting = [(handshakes.submit(stage.start), step) for stage, step in steps]
+
+    def add_ingest(self, producer: EventProducer | None = None) -> None:
+        """After the replay: the ingest subscribes by pattern and sees the samples topic at once."""
+        self.ingest = IngestService(self.settings, self.store, max_wait_s=POLL_S, producer=producer)
+
+    def step(self) -> int:
+        return self.ingest.step() + sum(step() for handshake, step in self._starting if _done(handshake))
+
+    def counts(self) -> dict[str, int]:
+        """Totals so far, this instance's and the ones before."""
+        mine = {
+            "evaluated": self.evaluator.done,
+            "selector_dead": self.selector.dead_letters,
+            "trainer_dead": self.trainer.dead_letters,
+            "evaluator_dead": self.evaluator.dead_letters,
+        }
+        return {name: self.carried.get(name, 0) + value for name, value in mine.items()}
+
+    def all(self) -> list:
+        return [s for s in (self.ingest, self.trigger, self.selector, self.trainer, self.evaluator) if s is not None]
+
+
 def run_pipeline(
     config: PipelineConfig,
     settings: KafkaSettings,
@@ -105,8 +151,13 @@ def run_pipeline(
     replay_data: bool = True,
     update: Callable[[RunProgress], None] = lambda _: None,
     stop: Callable[[], bool] = lambda: False,
+    trust: CodeTrust = NOBODY,
 ) -> RunResult:
-    """Run the pipeline to its last evaluation; `settings` must reach a broker (see kafka.connect)."""
+    """Run the pipeline to its last evaluation; `settings` must reach a broker (see kafka.connect), and the
+    trainer and evaluator import only code the operator trusts (`trust`).
+
+    A broker that goes away mid-run stops no stage for good: once it answers again, every stage is rebuilt
+    from its committed state and the run goes on (see `restart.py`)."""
     started = time.monotonic()
     run_dir = run_directory(config, runs)
     state = run_state(run_dir, settings, fresh)
@@ -120,8 +171,16 @@ def run_pipeline(
     replayer = ReplayProcess(settings, config.data.dataset_id, config.replay, config_dir) if to_replay else None
     preload = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-preload")
     handshakes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-handshake")
-    services: list = []
+    services: _Services | None = None
     finished = False
+    progress = RunProgress()
+
+    def waiting(line: str) -> None:
+        log.warning("%s", line)
+        progress.phase = "waiting for Kafka"
+        update(progress)
+
+    restarts = Restarts(settings, "run", stopping=stop, say=waiting)
     try:
         preload.submit(preload_optimizers)
         # One producer for registration and ingest: a new one waits up to 0.5 s for its producer id
@@ -130,18 +189,9 @@ def run_pipeline(
         store = run_store(run_dir)
         store.migrate()
         artifacts = ArtifactStore(run_dir / "artifacts")
-        progress = RunProgress()
         dataset = config.data.dataset_id
         pid = register_pipeline(config, settings, store, producer)
-        services += [
-            trigger := TriggerService(settings, store),
-            selector := SelectorService(settings, store, artifacts),
-            trainer := TrainerService(settings, store, artifacts),
-            evaluator := EvaluatorService(settings, store),
-        ]
-        # Each stage's step, once its handshake is done; none waits longer than POLL_S for input.
-        steps = [(trigger, trigger.step), *((s, partial(s.step, POLL_S)) for s in (selector, trainer, evaluator))]
-        starting = [(handshakes.submit(stage.start), step) for stage, step in steps]
+        services = _Services(settings, store, artifacts, handshakes, {}, trust)
         if replayer is not None:
             progress.phase = "replaying"
             done = False
@@ -152,28 +202,37 @@ def run_pipeline(
             progress.notes += replayer.result.notes
             state["replayed"] = True
             _save_state(run_dir, state)
-        # After the replay: the ingest subscribes by pattern and sees the samples topic at once.
-        services.insert(0, ingest := IngestService(settings, store, max_wait_s=POLL_S, producer=producer))
+        services.add_ingest(producer)
         progress.phase = "running"
         evaluated_before = _count(store, "SELECT count(DISTINCT model_id) FROM evaluations WHERE pipeline_id = "
                                   "{p:String}", pid)  # fmt: skip
         quiet_since, counted = None, False
         while not stop():
-            worked = ingest.step() + sum(step() for handshake, step in starting if _done(handshake))
+            try:
+                worked = services.step()
+                ended = services.trigger.stream_ended(dataset)
+                restarts.succeeded()
+            except Exception as exc:
+                close_all(reversed(services.all()), abandon=True)
+                restarts.recover(exc)  # raises unless the broker was away and answers again
+                services = _Services(settings, store, artifacts, handshakes, services.counts(), trust)
+                services.add_ingest()
+                progress.phase = "running"
+                continue
+            ingest, counts = services.ingest, services.counts()
             progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)
             if worked or not counted:  # triggers and models only change when a stage did work
                 progress.triggers = _count(store, "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String}",
                                            pid)  # fmt: skip
                 progress.models = _count(store, "SELECT count() FROM models FINAL WHERE pipeline_id = {p:String}", pid)
                 counted = True
-            progress.evaluated = evaluated_before + evaluator.done
-            progress.dead_letters = selector.dead_letters + trainer.dead_letters + evaluator.dead_letters
-            if trainer.last_event:
-                progress.last_loss = trainer.last_event["final_loss"]
+            progress.evaluated = evaluated_before + counts["evaluated"]
+            progress.dead_letters = counts["selector_dead"] + counts["trainer_dead"] + counts["evaluator_dead"]
+            if services.trainer.last_event:
+                progress.last_loss = services.trainer.last_event["final_loss"]
             update(progress)
-            ended = trigger.stream_ended(dataset)
-            trained = progress.models + selector.dead_letters + trainer.dead_letters >= progress.triggers
-            if ended and trained and progress.evaluated + evaluator.dead_letters >= progress.models:
+            trained = progress.models + counts["selector_dead"] + counts["trainer_dead"] >= progress.triggers
+            if ended and trained and progress.evaluated + counts["evaluator_dead"] >= progress.models:
                 break
             if worked:
                 quiet_since = None
@@ -190,7 +249,9 @@ def run_pipeline(
         if not stop() and config.evaluation:
             progress.phase = "evaluating (after pipeline)"
             update(progress)
-            evaluator.evaluate_pipeline(config, pid)
+            services.evaluator.evaluate_pipeline(config, pid)
+        if restarts.count:
+            progress.notes.append(f"Kafka went away {restarts.count} time(s); every stage resumed from its commits")
         progress.phase = "done"
         update(progress)
         finished = True
@@ -199,22 +260,8 @@ def run_pipeline(
             replayer.close()
         for pool in (preload, handshakes):
             pool.shutdown(cancel_futures=True)  # waits for work under way
-        _close(reversed(services), raise_first=finished)
+        close_all(reversed(services.all()) if services else [], raise_first=finished)
     return RunResult(pid, run_dir, store, progress, time.monotonic() - started)
-
-
-def _close(services, *, raise_first: bool) -> None:
-    """Close every service, even past one that fails to close. A run that already failed keeps its own
-    error (a close error would only hide it); one that did not raises the first close error."""
-    failure = None
-    for service in services:
-        try:
-            service.close()
-        except Exception as exc:
-            log.warning("closing the %s: %s", type(service).__name__, exc)
-            failure = failure or exc
-    if failure is not None and raise_first:
-        raise failure
 
 
 def _done(handshake: Future) -> bool:

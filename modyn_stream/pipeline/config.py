@@ -3,7 +3,8 @@
 Sections: `pipeline`, `model`, `model_storage`, `training`, `data`, `trigger`,
 `selection_strategy`, `evaluation`. Unknown fields are errors (a typo must not be ignored).
 Configs never execute code: Modyn's `bytes_parser_function` (Python source in YAML) is
-rejected; decoders are named, or `module:function` references when `data.trusted` is set.
+rejected; decoders are named, or `module:function` references, imported only where the operator
+trusts them (never because the file says so: see `trust.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modyn_stream.pipeline.trust import HOW_TO_TRUST
 from modyn_stream.timeutil import parse_duration, parse_interval, parse_time
 
 _DATASET_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -26,22 +28,40 @@ class Strict(BaseModel):
 # -- pipeline, model, model_storage --------------------------------------------------------------
 
 
+def safe_path_component(value: str) -> str:
+    """A name that is used as one directory name (run directory, artifact folders): never a path.
+
+    Spaces and punctuation are fine (Modyn's names have them); separators, '.', '..' and control
+    characters are not, so no name can make a run write or delete outside its root.
+    """
+    if len(value) > 128 or value in {".", ".."} or any(c in "/\\" or not c.isprintable() for c in value):
+        raise ValueError(
+            f"{value!r} is not a safe name: it names a directory, so use at most 128 printable characters "
+            "without '/' or '\\', and not '.' or '..'"
+        )
+    return value
+
+
 class PipelineInfo(Strict):
     name: Annotated[str, Field(min_length=1)]
     description: str | None = None
     version: str | None = None
 
+    _name = field_validator("name")(safe_path_component)
+
+
+def _self_trust(value: object) -> None:
+    """A pipeline file cannot trust its own code: the operator does (see pipeline/trust.py)."""
+    if value is not None:
+        raise ValueError(f"a pipeline file cannot trust its own code: {HOW_TO_TRUST}")
+
 
 class ModelSection(Strict):
-    id: Annotated[str, Field(min_length=1, description="A registered model id, or module:Class (trusted).")]
+    id: Annotated[str, Field(min_length=1, description="A model id, or module:Class (where the operator trusts it).")]
     config: dict[str, Any] = Field(default_factory=dict)
-    trusted: bool = Field(False, description="Allow a module:Class id (imports the code named here).")
+    trusted: Any = Field(None, description="Refused: trust comes from the operator, not the file.")
 
-    @model_validator(mode="after")
-    def _no_code(self) -> ModelSection:
-        if ":" in self.id and not self.trusted:
-            raise ValueError("a module:Class model id imports code: set model.trusted: true to allow it")
-        return self
+    _trusted = field_validator("trusted")(_self_trust)
 
 
 class FullModelStrategy(Strict):
@@ -153,8 +173,10 @@ class DataSection(Strict):
     decoder_config: dict[str, Any] = Field(default_factory=dict)
     transformations: list[str | dict[str, Any]] = Field(default_factory=list)
     label_transformer: str | None = None
-    trusted: bool = Field(False, description="Allow module:function references (imports code named here).")
+    trusted: Any = Field(None, description="Refused: trust comes from the operator, not the file.")
     bytes_parser_function: str | None = Field(None, description="Modyn's Python-in-YAML; never executed here.")
+
+    _trusted = field_validator("trusted")(_self_trust)
 
     @field_validator("dataset_id")
     @classmethod
@@ -168,13 +190,16 @@ class DataSection(Strict):
         if self.bytes_parser_function is not None:
             raise ValueError(
                 "bytes_parser_function holds Python source, which modyn-stream never executes; "
-                "use a named decoder (e.g. decoder: raw) or decoder: module:function with trusted: true"
+                "use a named decoder (e.g. decoder: raw) or decoder: module:function where the operator trusts it"
             )
-        references = [self.decoder, self.label_transformer or ""]
-        references += [t if isinstance(t, str) else str(t.get("name", "")) for t in self.transformations]
-        if not self.trusted and any(":" in r for r in references):
-            raise ValueError("module:function references import code: set data.trusted: true to allow them")
         return self
+
+    def code_references(self) -> list[tuple[str, str]]:
+        """(field, module:function) of every reference to code in this section."""
+        named = [("data.decoder", self.decoder), ("data.label_transformer", self.label_transformer or "")]
+        named += [("data.transformations", t if isinstance(t, str) else str(t.get("name", "")))
+                  for t in self.transformations]  # fmt: skip
+        return [(field, reference) for field, reference in named if ":" in reference]
 
 
 # -- triggers ------------------------------------------------------------------------------------

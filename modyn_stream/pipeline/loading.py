@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 
 
 class PipelineConfigError(ModynStreamError):
@@ -130,7 +131,8 @@ def describe(error: dict, root: type[BaseModel] = PipelineConfig) -> str:
     return f"{where}: {message}"
 
 
-def validate_data(data: Any) -> tuple[PipelineConfig | None, list[str]]:
+def validate_data(data: Any, trust: CodeTrust = NOBODY) -> tuple[PipelineConfig | None, list[str]]:
+    """The config and every problem of it; code it names must be trusted by this process's operator."""
     if not isinstance(data, dict):
         return None, [f"(top level): a pipeline must be a mapping of sections, got {type(data).__name__}"]
     try:
@@ -138,13 +140,17 @@ def validate_data(data: Any) -> tuple[PipelineConfig | None, list[str]]:
     except ValidationError as exc:
         return None, [describe(e) for e in exc.errors()]
     problems = model_problems(config.model.id, config.model.config)
+    references = [("model.id", config.model.id)] if ":" in config.model.id else []
+    for field, reference in references + config.data.code_references():
+        if refusal := trust.refusal(reference, field):
+            problems.append(f"{field}: {refusal.removeprefix(field + ' ')}")
     return (None if problems else config), problems
 
 
 def model_problems(model_id: str, config: dict) -> list[str]:
     """A built-in model's config checked against its constructor, so a wrong name fails here, not in the trainer."""
     if ":" in model_id:
-        return []  # trusted user code: checked when the trainer imports it
+        return []  # code, checked where it is imported (and only if the operator trusts it)
     from modyn_stream.training.models import MODELS  # torch: only once the rest of the file is valid
 
     if model_id not in MODELS:
@@ -164,27 +170,28 @@ def model_problems(model_id: str, config: dict) -> list[str]:
     return problems
 
 
-def validate_text(text: str, source: str = "<string>") -> list[str]:
+def validate_text(text: str, source: str = "<string>", trust: CodeTrust = NOBODY) -> list[str]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         return [f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]
-    return validate_data(data)[1]
+    return validate_data(data, trust)[1]
 
 
-def load_pipeline(path: Path) -> PipelineConfig:
-    """The validated pipeline of `path`, or PipelineConfigError listing every problem."""
+def load_pipeline(path: Path, trust: CodeTrust = NOBODY) -> PipelineConfig:
+    """The validated pipeline of `path`, or PipelineConfigError listing every problem (code it names must be
+    trusted by the operator: `trust`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PipelineConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    problems = validate_text(text, str(path))
+    problems = validate_text(text, str(path), trust)
     if problems:
         raise PipelineConfigError(str(path), problems)
-    return validate_data(yaml.safe_load(text))[0]
+    return validate_data(yaml.safe_load(text), trust)[0]
 
 
 def pipeline_id(config: PipelineConfig) -> tuple[str, str, str]:

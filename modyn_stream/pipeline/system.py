@@ -1,8 +1,8 @@
 """System configuration: where Kafka, ClickHouse and the artifact store are (not what to train).
 
 A YAML file (`--config system.yaml`) with sections `kafka` (KafkaSettings fields), `metadata`
-(url, database) and `artifacts` (root); `MODYN_*` environment variables override the file, so
-secrets can stay out of it.
+(url, database), `artifacts` (root) and `trusted_modules` (the modules whose code pipelines may name:
+see `trust.py`); `MODYN_*` environment variables override the file, so secrets can stay out of it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.metadata.store import embedded_url
+from modyn_stream.pipeline.trust import CodeTrust
 
 
 class MetadataSettings(BaseModel):
@@ -35,10 +36,17 @@ class SystemConfig(BaseModel):
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     state_dir: Path = Path(".modyn-stream")
+    trusted_modules: list[str] = Field(
+        default_factory=list, description="Modules (and their submodules) whose code pipelines may name."
+    )
 
     @property
     def metadata_url(self) -> str:
         return self.metadata.url or embedded_url(self.state_dir)
+
+    def code_trust(self, everything: bool = False) -> CodeTrust:
+        """What this process may import: every module with `--trust-code`, else the trusted modules."""
+        return CodeTrust(everything, tuple(self.trusted_modules))
 
 
 def load_system_config(path: Path | None = None, environ: dict[str, str] | None = None) -> SystemConfig:
@@ -65,7 +73,11 @@ def load_system_config(path: Path | None = None, environ: dict[str, str] | None 
         artifacts = config.artifacts
         if environ.get("MODYN_ARTIFACTS_ROOT"):
             artifacts = artifacts.model_copy(update={"root": Path(environ["MODYN_ARTIFACTS_ROOT"])})
-        return config.model_copy(update={"kafka": kafka, "metadata": metadata, "artifacts": artifacts})
+        trusted = config.trusted_modules
+        if environ.get("MODYN_TRUSTED_MODULES"):
+            trusted = [m.strip() for m in environ["MODYN_TRUSTED_MODULES"].split(",") if m.strip()]
+        update = {"kafka": kafka, "metadata": metadata, "artifacts": artifacts, "trusted_modules": trusted}
+        return config.model_copy(update=update)
     except ValidationError as exc:
         problems = "; ".join(describe(e, SystemConfig) for e in exc.errors())
         raise ModynStreamError(f"{path or 'system config'}: {problems}") from None

@@ -19,6 +19,7 @@ from modyn_stream.kafka.topics import TopicAdmin, TopicNames, sample_topic_spec
 from modyn_stream.replay.exceptions import ReplayInputError
 from modyn_stream.replay.sources import SampleSource
 
+DELIVERY_WAIT_S = 330.0
 TimestampMode = Literal["field", "mtime", "increasing", "random"]
 
 
@@ -145,7 +146,9 @@ def replay(
                 "produced_at": now,
             }
             producer.produce(topic, codec.encode("EndOfStream", marker), partition=partition)
-        producer.flush()  # everything on the broker before this returns, whoever owns the producer
+        # Everything on the broker before this returns, whoever owns the producer. librdkafka retries each
+        # record for message.timeout.ms (5 min): a broker restart meanwhile loses or doubles nothing.
+        producer.flush(DELIVERY_WAIT_S)
     progress(total, total)
     ordered_times = times[order]
     return ReplayResult(

@@ -7,7 +7,8 @@ call per sample, except `image`, which has to call Pillow per picture.
 * `float32_vector`: `raw` with dtype float32 and shape [n] taken from the payload size.
 * `csv_row`: one comma-separated row of numbers per payload.
 * `image`: PNG/JPEG through Pillow (`mode`, e.g. "L" or "RGB"), scaled to [0, 1], channels first.
-* `module:function` (with `data.trusted`): your function, list[bytes] -> tensor.
+* `module:function`: your function, list[bytes] -> tensor, where the operator trusts its module
+  (`--trust-code` or `trusted_modules`; see `pipeline/trust.py`).
 
 Transformations, applied in order: `{name: Normalize, mean: [...], std: [...]}` (per channel, or one
 value), `{name: Flatten}`, `{name: Scale, factor: x}`.
@@ -21,7 +22,6 @@ value), `{name: Flatten}`, `{name: Scale, factor: x}`.
 
 from __future__ import annotations
 
-import importlib
 import io
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 from modyn_stream.training.exceptions import PayloadError, TrainingError
 
 Decoder = Callable[[Sequence[bytes]], torch.Tensor]
@@ -97,12 +98,11 @@ DECODERS: dict[str, Callable[..., Decoder]] = {
 
 
 def build_decoder(
-    name: str, config: dict[str, Any], transformations: Sequence = (), *, trusted: bool = False
+    name: str, config: dict[str, Any], transformations: Sequence = (), *, trust: CodeTrust = NOBODY
 ) -> Decoder:
+    """A named decoder, or `module:function` if the operator trusts that module (`trust`)."""
     if ":" in name:
-        if not trusted:
-            raise TrainingError(f"decoder {name}: module:function imports code; set data.trusted: true")
-        decoder = _import(name)
+        decoder = trust.load(name, "data.decoder")
     elif name in DECODERS:
         try:
             decoder = DECODERS[name](**config)
@@ -110,7 +110,7 @@ def build_decoder(
             raise TrainingError(f"decoder {name}: bad decoder_config {config}: {exc}") from None
     else:
         raise TrainingError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)} or module:function")
-    steps = [_transformation(t, trusted) for t in transformations]
+    steps = [_transformation(t, trust) for t in transformations]
     if not steps:
         return decoder
 
@@ -123,7 +123,7 @@ def build_decoder(
     return decode_and_transform
 
 
-def _transformation(spec: str | dict, trusted: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+def _transformation(spec: str | dict, trust: CodeTrust) -> Callable[[torch.Tensor], torch.Tensor]:
     config = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = config.pop("name", None)
     if name == "Normalize":
@@ -134,19 +134,9 @@ def _transformation(spec: str | dict, trusted: bool) -> Callable[[torch.Tensor],
     if name == "Scale":
         return lambda x: x * float(config["factor"])
     if isinstance(name, str) and ":" in name:
-        if not trusted:
-            raise TrainingError(f"transformation {name}: module:function imports code; set data.trusted: true")
-        return _import(name)
+        return trust.load(name, "data.transformations")
     raise TrainingError(f"unknown transformation {spec!r}; known: Normalize, Flatten, Scale or module:function")
 
 
 def _per_channel(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return values.reshape(1, -1, *([1] * (x.dim() - 2))) if values.numel() > 1 and x.dim() > 2 else values
-
-
-def _import(reference: str) -> Callable:
-    module_name, _, attribute = reference.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise TrainingError(f"{reference}: cannot import: {exc}") from None

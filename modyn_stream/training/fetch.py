@@ -5,6 +5,8 @@ run is read sequentially from its first offset (gaps up to `max_gap` are read th
 seeking). Payloads are kept in an LRU cache bounded in bytes, so data reused by later triggers
 (all-data or sliding-window selections) is not read from Kafka again. Every record read is checked
 against the manifest's key: a manifest and a topic that disagree fail loudly, never silently.
+A record missing from the log is a PayloadError (the training set cannot be used); a broker that does
+not answer is a transient KafkaLayerError (the same fetch succeeds once it is back).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.exceptions import KafkaLayerError
 from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.training.exceptions import PayloadError
 
@@ -110,14 +113,18 @@ class PayloadFetcher:
             # A short timeout: consume() waits for the whole count or the timeout, and records
             # arrive fetch by fetch, so a long one would idle on every partial batch.
             messages = self._consumer.consume(num_messages=min(10_000, run[-1] - run[i] + 1), timeout=0.02)
-            if not messages and time.monotonic() > deadline:
-                raise PayloadError(f"{where}: no records for {self.timeout_s:.0f} s; offset {run[i]} not reached")
+            if not messages and time.monotonic() > deadline:  # the broker, not the data: retried once it is back
+                raise KafkaLayerError(
+                    f"{where}: no records for {self.timeout_s:.0f} s; offset {run[i]} not reached", transient=True
+                )
             for msg in messages:
                 error = msg.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         raise PayloadError(f"{where}: offset {run[i]} missing: the partition ends at {msg.offset()}")
-                    raise PayloadError(f"{where}: {error.str()}")
+                    if error.code() == KafkaError.OFFSET_OUT_OF_RANGE:
+                        raise PayloadError(f"{where}: offset {run[i]} is no longer in the log ({error.str()})")
+                    raise KafkaLayerError(f"{where}: {error.str()}", transient=not error.fatal())
                 deadline = time.monotonic() + self.timeout_s
                 offset = msg.offset()
                 if offset < run[i]:

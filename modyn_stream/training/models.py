@@ -1,4 +1,4 @@
-"""Models by id: MLP, SmallCNN, ResNet18, TabularDLRM; or `module:Class` from a trusted config.
+"""Models by id: MLP, SmallCNN, ResNet18, TabularDLRM; or `module:Class` where the operator trusts its module.
 
 Every model takes its YAML `model.config` as keyword arguments.
 
@@ -11,13 +11,13 @@ torch.Size([5, 10])
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from difflib import get_close_matches
 
 import torch
 from torch import nn
 
+from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 from modyn_stream.training.exceptions import TrainingError
 
 
@@ -132,15 +132,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(model_id: str, config: dict, *, trusted: bool = False) -> nn.Module:
+def build_model(model_id: str, config: dict, *, trust: CodeTrust = NOBODY) -> nn.Module:
+    """A built-in model by id, or `module:Class` if the operator trusts that module (`trust`)."""
     if ":" in model_id:
-        if not trusted:
-            raise TrainingError(f"model {model_id}: module:Class imports code; set model.trusted: true")
-        module_name, _, attribute = model_id.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise TrainingError(f"model {model_id}: cannot import: {exc}") from None
+        factory = trust.load(model_id, "model.id")
     elif model_id in MODELS:
         factory = MODELS[model_id]
     else:
@@ -153,13 +148,13 @@ def build_model(model_id: str, config: dict, *, trusted: bool = False) -> nn.Mod
         raise TrainingError(f"model {model_id}: bad config {config}: {exc}") from None
 
 
-def model_with_weights(model_id: str, config: dict, state_dict: dict, *, trusted: bool = False) -> nn.Module:
+def model_with_weights(model_id: str, config: dict, state_dict: dict, *, trust: CodeTrust = NOBODY) -> nn.Module:
     """A model holding `state_dict`, built without drawing initial weights.
 
     Building on the meta device skips the random initialisation, which would be overwritten anyway,
     and leaves torch's global random generator alone (a trainer seeds it for its initial weights).
     """
     with torch.device("meta"):
-        model = build_model(model_id, config, trusted=trusted)
+        model = build_model(model_id, config, trust=trust)
     model.load_state_dict(state_dict, assign=True)
     return model

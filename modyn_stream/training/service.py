@@ -6,7 +6,8 @@ commit is repeatable: the model's id and path are functions of (pipeline, trigge
 replaced atomically and the `models` row is keyed by (pipeline, trigger), so a trainer killed
 mid-training retrains that trigger on restart and still leaves one version. A training set that
 cannot be used (manifest missing or altered, a payload offset missing or wrong) goes to the
-dead-letter topic with the reason; the trainer carries on with the next trigger.
+dead-letter topic with the reason; the trainer carries on with the next trigger. Samples whose labels
+the model cannot take are left out, and a dead letter beside the model event names them.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
+from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import read_manifest
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.decoders import build_decoder
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
+from modyn_stream.training.labels import class_count, keep_classes
 from modyn_stream.training.loader import ChunkLoader
 from modyn_stream.training.loop import train
 from modyn_stream.training.model_store import StoredVersion, load_model, model_path, save_model
@@ -56,21 +59,24 @@ class TrainerService(TransactionalStage):
         *,
         instance: str = "0",
         cache_bytes: int = 512 << 20,
+        trust: CodeTrust = NOBODY,
         fault: Callable[[str], None] = lambda point: None,
     ) -> None:
         super().__init__(settings, TopicNames(settings.namespace).training_sets, instance=instance)
         self.store = store
         self.artifacts = artifacts
+        self.trust = trust  # the code pipelines may name that this process's operator trusts
         self.fault = fault  # crash-injection points for tests: after_checkpoint, after_store
         self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
         self.last_event: dict | None = None
+        self.left_out: str | None = None  # the last training set's samples whose labels the model cannot take
         store.migrate()
 
     @property
     def trained(self) -> int:
         return self.done
 
-    def handle(self, msg: Message, decoded: DecodedEvent) -> OutgoingRecord:
+    def handle(self, msg: Message, decoded: DecodedEvent) -> OutgoingRecord | list[OutgoingRecord]:
         event = decoded.record
         pid, index = event["pipeline_id"], event["trigger_index"]
         config = registered_pipeline(self.store, pid)
@@ -78,19 +84,25 @@ class TrainerService(TransactionalStage):
             return self.dead_letter(msg, f"training set {pid}#{index}: pipeline {pid} is not registered")
         try:
             out = self.train_version(config, event)
-        except (TrainingError, ArtifactError) as exc:
+        except (TrainingError, ArtifactError, UntrustedCodeError) as exc:
             return self.dead_letter(msg, f"training set {pid}#{index}: {exc}")
         self.last_event = out
-        return OutgoingRecord(self.names.models, self.codec.encode("ModelVersionEvent", out), key=pid)
+        model = OutgoingRecord(self.names.models, self.codec.encode("ModelVersionEvent", out), key=pid)
+        if self.left_out is None:
+            return model
+        return [self.dead_letter(msg, f"training set {pid}#{index}: {self.left_out}"), model]
 
     def train_version(self, config: PipelineConfig, event: dict) -> dict:
         """Train and store the trigger's model; return its ModelVersionEvent."""
         pid, index = event["pipeline_id"], event["trigger_index"]
         started = time.perf_counter()
         manifest = read_manifest(verified(event["manifest_uri"], event["manifest_sha256"]))
+        manifest, self.left_out = keep_classes(manifest, class_count(config))
+        if self.left_out is not None and manifest.num_rows == 0:
+            raise TrainingError(f"no sample left to train on: {self.left_out}")
         training = config.training
         torch.manual_seed(training.seed or 0)  # the same initial weights for the same seed
-        model = build_model(config.model.id, config.model.config, trusted=config.model.trusted)
+        model = build_model(config.model.id, config.model.config, trust=self.trust)
         needs_previous = training.use_previous_model or config.model_storage.incremental_model_strategy is not None
         previous = self._previous(pid, index) if needs_previous else None
         base = None  # the previous version: warm start and delta base
@@ -102,7 +114,7 @@ class TrainerService(TransactionalStage):
         elif training.initial_model == "pretrained":
             model.load_state_dict(load_model(Path(training.initial_model_path).resolve().as_uri())[0])
         data = config.data
-        decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trusted=data.trusted)
+        decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust)
         loader = ChunkLoader(self.fetchers[event["dataset"]], decoder, manifest)
         checkpointer = self._checkpointer(config, event, parent)
         try:
@@ -110,6 +122,8 @@ class TrainerService(TransactionalStage):
                 model, loader, training, trigger_index=index, num_samples=manifest.num_rows,
                 device=_device(training.device), checkpointer=checkpointer,
             )  # fmt: skip
+        except IndexError as exc:  # a model without num_classes in its config, given a label it has no class for
+            raise TrainingError(f"a label does not fit the model's outputs: {exc}") from None
         finally:
             loader.close()
         stored = time.perf_counter()
@@ -118,7 +132,7 @@ class TrainerService(TransactionalStage):
         metadata = {
             "model_id": model_id, "pipeline_id": pid, "trigger_index": index,
             "parent_model_id": parent[0] if parent else None, "manifest_sha256": event["manifest_sha256"],
-            "model": config.model.id, "training_config_sha256": _config_hash(config),
+            "model": config.model.id, "training_config_sha256": _config_hash(config), "left_out": self.left_out,
         }  # fmt: skip
         sha = save_model(self.artifacts, path, model.state_dict(), metadata, storage=config.model_storage, base=base)
         if checkpointer:
@@ -178,8 +192,8 @@ class TrainerService(TransactionalStage):
         )
         return tuple(rows[0]) if rows else None
 
-    def close(self) -> None:
-        super().close()
+    def close(self, abandon: bool = False) -> None:
+        super().close(abandon)
         self.fetchers.close()
 
 

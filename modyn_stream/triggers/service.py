@@ -182,9 +182,13 @@ class TriggerService:
         self.states[pid] = TriggerState(state.next_index + 1, firing.boundary, dict(snapshot))
         log.info("trigger %s#%d at %s: %s", pid, event["trigger_index"], firing.boundary, firing.reason)
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        """`abandon`: a failed service, closed without waiting on the broker."""
         self.progress.close()
-        self.producer.flush()
+        if abandon:
+            self.producer.abandon()
+        else:
+            self.producer.flush()
 
     def __enter__(self) -> TriggerService:
         return self

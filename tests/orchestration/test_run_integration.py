@@ -236,3 +236,19 @@ print(json.dumps({{"notes": result.progress.notes, "replayed": result.progress.r
     topic = TopicNames(resumed["state"]["namespace"]).samples("digits")
     events = read_topic(kafka_settings, topic, 4)
     assert sum(e.name == "SampleEvent" for items in events.values() for e in items) == 3000
+
+
+def test_run_fresh_never_deletes_outside_its_runs_directory(kafka_settings, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+
+    def escape(config):
+        config["pipeline"]["name"] = "../victim"
+
+    pipeline = scaled_example(tmp_path, "digits_data_amount", escape)
+    done = modyn("run", str(pipeline), "--fresh", "--runs", str(tmp_path / "runs"),
+                 bootstrap=kafka_settings.bootstrap_servers, namespace="x", timeout=60)  # fmt: skip
+    assert done.returncode != 0 and "pipeline.name: '../victim' is not a safe name" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert (victim / "precious.txt").read_text() == "keep me"

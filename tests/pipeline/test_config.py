@@ -49,7 +49,10 @@ def test_the_examples_cover_the_issue_triggers():
         ({"data": {"dataset_id": "d", "bytes_parser_function": "def f(x): return x"}},
          "data: bytes_parser_function holds Python source, which modyn-stream never executes"),
         ({"data": {"dataset_id": "d", "decoder": "mymodule:decode"}},
-         "data: module:function references import code: set data.trusted: true"),
+         "data.decoder: 'mymodule:decode' imports code from module 'mymodule', which this process does not trust"),
+        ({"model": {"id": "os:system", "trusted": True, "config": {}}},
+         "model.trusted: a pipeline file cannot trust its own code: the operator allows it with --trust-code"),
+        ({"data": {"dataset_id": "d", "trusted": True}}, "data.trusted: a pipeline file cannot trust its own code"),
         ({"data": {"dataset_id": "has space"}}, "data.dataset_id: dataset_id may only contain"),
         ({"model": {"id": "SmallCN", "config": {"num_classes": 3}}},
          "model.id: unknown model 'SmallCN' (did you mean 'SmallCNN'?)"),
@@ -107,3 +110,15 @@ def test_pipeline_id_depends_on_the_config_only():
 def test_time_trigger_parses_its_units():
     trigger = TimeTrigger(id="TimeTrigger", every="3d", start_timestamp="2024-01-01")
     assert trigger.every_ms == 3 * 86_400_000 and trigger.start_ms == 1_704_067_200_000
+
+
+@pytest.mark.parametrize("name", ["../victim", "/etc", "runs/../../x", "..", ".", "tab\there", "x" * 129])
+def test_a_pipeline_name_that_is_not_one_safe_directory_name_is_refused_in_one_line(name):
+    problems = validate_data(with_changes(pipeline={"name": name}))[1]
+    assert len(problems) == 1 and problems[0].startswith("pipeline.name: ") and "not a safe name" in problems[0]
+
+
+def test_modyn_pipeline_names_with_spaces_and_punctuation_are_kept():
+    name = "FunctionalMapoftheWorld (fmow) Test Pipeline"
+    config, problems = validate_data(with_changes(pipeline={"name": name}))
+    assert problems == [] and config.pipeline.name == name

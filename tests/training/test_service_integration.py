@@ -9,6 +9,7 @@ import torch
 
 from modyn_stream.artifacts import ArtifactStore, sha256_file
 from modyn_stream.datasets.generators import generate
+from modyn_stream.evaluation.service import EvaluatorService
 from modyn_stream.events import EventCodec
 from modyn_stream.kafka.dlq import HEADER_REASON
 from modyn_stream.kafka.producer import EventProducer
@@ -16,6 +17,7 @@ from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.registry import register_pipeline
+from modyn_stream.pipeline.trust import CodeTrust, UntrustedCodeError
 from modyn_stream.replay.publisher import TimestampPolicy, replay
 from modyn_stream.replay.sources import SampleSource
 from modyn_stream.selection.manifest import SCHEMA
@@ -175,3 +177,58 @@ def test_a_missing_payload_offset_is_a_dead_letter_not_a_hung_trainer(kafka_sett
         assert service.dead_letters == 1 and service.trained == 0
     reason = dict(read_all(kafka_settings, names.dlq)[-1].headers())[HEADER_REASON].decode()
     assert reason.startswith(f"training set {pid}#7: ") and "dig[0]@0: holds key" in reason and "'x'" in reason
+
+
+def test_labels_the_model_cannot_take_are_left_out_and_named_and_the_stages_go_on(kafka_settings, clickhouse_dsn,
+                                                                                   tmp_path):  # fmt: skip
+    # A label is any long in the sample schema; -2^63 and 10 are no class of a 10-class model. They crashed the
+    # trainer on every restart (IndexError), stopping every pipeline it served.
+    store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
+    data = generate("digits-drift", samples=600, seed=3)
+    labels = data.y.copy()
+    labels[[5, 400]] = [-(2**63), 10]  # one in each trigger's new data
+    source = SampleSource([x.tobytes() for x in data.x], labels, data.t, data.t, "digits")
+    replay(kafka_settings, "bad", source, TimestampPolicy("field"), partitions=1)
+    config = digits_pipeline("bad")
+    pid = register_pipeline(config, kafka_settings, store)
+    ingest_all(kafka_settings, store, "bad", 1, 600)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    run_until_idle(lambda: TriggerService(kafka_settings, store))
+    run_until_idle(lambda: SelectorService(kafka_settings, store, artifacts))
+    with TrainerService(kafka_settings, store, artifacts) as trainer:
+        while trainer.step():
+            pass
+        assert trainer.trained == 2 and trainer.dead_letters == 0
+    with EvaluatorService(kafka_settings, store) as evaluator:
+        while evaluator.step():
+            pass
+        assert evaluator.done == 2 and evaluator.dead_letters == 0
+
+    codec, names = EventCodec(), TopicNames(kafka_settings.namespace)
+    versions = sorted((codec.decode(m.value()).record for m in read_all(kafka_settings, names.models)),
+                      key=lambda e: e["trigger_index"])  # fmt: skip
+    assert [v["num_samples"] for v in versions] == [299, 299]  # 300 new samples each, one left out
+    assert "labels outside the model's 10 classes" in load_model(versions[0]["model_uri"])[1]["left_out"]
+    notes = [dict(m.headers()) for m in read_all(kafka_settings, names.dlq)]
+    trainer_notes = [n[HEADER_REASON].decode() for n in notes if n["dlq.stage"] == b"trainer"]
+    assert trainer_notes == [
+        f"training set {pid}#0: 1 of 300 samples left out: labels outside the model's 10 classes: "
+        f"'{5:010d}' ([0]@5, label -9223372036854775808)",
+        f"training set {pid}#1: 1 of 300 samples left out: labels outside the model's 10 classes: "
+        f"'{400:010d}' ([0]@400, label 10)",
+    ]
+    evaluator_notes = [n[HEADER_REASON].decode() for n in notes if n["dlq.stage"] == b"evaluator"]
+    assert len(evaluator_notes) == 2 and all("2 of " in n and "bad: " in n for n in evaluator_notes), evaluator_notes
+    counted = store.query("SELECT max(num_samples) FROM evaluations WHERE pipeline_id = {p:String}", {"p": pid})
+    assert counted[0][0] < 600 and store.query("SELECT count() FROM evaluations")[0][0] > 0
+
+
+def test_code_a_pipeline_names_is_imported_only_where_the_operator_trusts_it(kafka_settings, trained):
+    store, artifacts, _, config, _, sets = trained
+    custom = config.model_copy(update={"data": config.data.model_copy(
+        update={"decoder": "tests.training.custom_code:decode_digits", "decoder_config": {}})})  # fmt: skip
+    with TrainerService(kafka_settings, store, artifacts) as untrusting, pytest.raises(UntrustedCodeError):
+        untrusting.train_version(custom, sets[0])
+    trusted = TrainerService(kafka_settings, store, artifacts, trust=CodeTrust(modules=("tests.training",)))
+    with trusted:
+        assert trusted.train_version(custom, sets[0])["num_samples"] == 300
