@@ -2,7 +2,9 @@
 
 On each ModelVersionEvent the `after_training` handlers name windows (per strategy) and which of
 them this model is scored on (`models`: matrix = all, active = from its trigger boundary on,
-training = those overlapping the data it was newly trained on). Samples are read by offset like
+training = those overlapping the data it was newly trained on). The event is handled only once those
+windows are complete (the dataset's watermark has passed their ends, or its stream ended): until
+then it stays uncommitted, so a window partly ingested is never scored (see `ready`). Samples are read by offset like
 the trainer's, once per dataset for all windows together; the model runs over them once and every
 window's metrics are computed from those outputs. The rows go to ClickHouse `evaluations` (keyed
 by model, dataset, window and metric, so a retry replaces them) and the EvaluationEvents commit
@@ -27,14 +29,16 @@ from modyn_stream.artifacts import ArtifactError
 from modyn_stream.evaluation.metrics import compute, loss, metric_name
 from modyn_stream.evaluation.windows import Window, windows_for
 from modyn_stream.events import DecodedEvent
+from modyn_stream.ingest.watermark import END_OF_TIME, PartitionProgress, global_watermark
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import read_topic
+from modyn_stream.kafka.exceptions import TopicError
 from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.stage import TransactionalStage
-from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames
 from modyn_stream.kafka.transactions import produce_in_transaction, transactional_producer
 from modyn_stream.metadata import MetadataStore
-from modyn_stream.pipeline.config import EvalHandler, PipelineConfig
+from modyn_stream.pipeline.config import BetweenTwoTriggersEvalStrategy, EvalHandler, PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import SCHEMA, numeric
@@ -70,6 +74,7 @@ class EvaluatorService(TransactionalStage):
         super().__init__(settings, TopicNames(settings.namespace).models, instance=instance)
         self.store = store
         self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
+        self.admin = TopicAdmin(settings)
         self.progress = progress
         self.trust = trust  # the code pipelines may name that this process's operator trusts
         self.rows_written = 0
@@ -88,6 +93,56 @@ class EvaluatorService(TransactionalStage):
             return self.dead_letter(msg, f"model {event['model_id']}: {exc}")
         notes = [self.dead_letter(msg, f"model {event['model_id']}: {note}") for note in self.left_out]
         return notes + [self._record(r) for r in rows]
+
+    def ready(self, msg: Message, decoded: DecodedEvent) -> bool:
+        """Whether every window this model is scored on is complete: the watermark of its dataset has passed
+        the window's end, or the stream has ended. Which windows those are must be known too: `active` needs
+        the next trigger's boundary, BetweenTwoTriggers the whole stream. So the same stream gives the same
+        rows however fast ingest, training and evaluation run."""
+        event = decoded.record
+        config = registered_pipeline(self.store, event["pipeline_id"])
+        handlers = [h for h in (config.evaluation.handlers if config and config.evaluation else [])
+                    if h.execution_time == "after_training"]  # fmt: skip
+        if not handlers:
+            return True  # nothing to wait for (an unregistered pipeline is a dead letter at once)
+        datasets = {config.data.dataset_id, *(d for h in handlers for d in h.datasets)}
+        watermarks = {d: self.watermark(d) for d in datasets}
+        ended = {d for d, mark in watermarks.items() if mark == END_OF_TIME}
+        whole = [h for h in handlers if isinstance(h.strategy, BetweenTwoTriggersEvalStrategy)]
+        if whole and not {config.data.dataset_id, *(d for h in whole for d in h.datasets)} <= ended:
+            return False
+        if any(h.models == "active" for h in handlers) and config.data.dataset_id not in ended:
+            index = event["trigger_index"] + 1
+            if not self.store.query(
+                "SELECT count() FROM triggers FINAL WHERE pipeline_id = {p:String} AND trigger_index = {i:UInt32}",
+                {"p": event["pipeline_id"], "i": index},
+            )[0][0]:
+                return False  # the windows it serves end at the next trigger's boundary
+        try:
+            jobs = self._windows(config, handlers, event["pipeline_id"], event["trigger_index"])
+        except TrainingError:
+            return True  # its trigger is not recorded: `handle` makes it a dead letter
+        for dataset, windows in jobs.items():
+            mark = watermarks[dataset]
+            if windows and (mark is None or mark < max(end for _, end in windows)):
+                return False
+        return True
+
+    def watermark(self, dataset: str) -> int | None:
+        """The event time up to which `dataset` is in ClickHouse (END_OF_TIME once its stream ended), from
+        `ingest_progress`, which the ingest writes after each insert."""
+        topic = self.names.samples(dataset)
+        try:
+            partitions = {(topic, p) for p in self.admin.partitions(topic)}
+        except TopicError:
+            return None  # no data yet
+        rows = self.store.query(
+            "SELECT topic, kafka_partition, next_offset, toUnixTimestamp64Milli(max_event_time), end_of_stream, "
+            "toUnixTimestamp64Milli(updated_at) FROM ingest_progress FINAL WHERE topic = {t:String}",
+            {"t": topic},
+        )
+        progress = [PartitionProgress(t, p, o, m, bool(e), u) for t, p, o, m, e, u in rows]
+        return global_watermark(progress, partitions, int(time.time() * 1000), idle_timeout_ms=None)
 
     def evaluate_pipeline(self, config: PipelineConfig, pid: str) -> int:
         """Run the `after_pipeline` handlers over every stored model of the pipeline and publish their

@@ -234,6 +234,15 @@ class BatchConsumer:
         self.close()
 
 
+def first_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """For each (topic, partition) in `messages`, the offset of its first message: where to read them again."""
+    first: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        key = (msg.topic(), msg.partition())
+        first[key] = min(first.get(key, msg.offset()), msg.offset())
+    return [TopicPartition(t, p, o) for (t, p), o in sorted(first.items())]
+
+
 def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     """For each (topic, partition) in `messages`, the offset after its last message: what to commit."""
     last: dict[tuple[str, int], int] = {}

@@ -42,6 +42,7 @@ class TransactionalStage:
             transform=self._transform,
             max_batch=1,  # one transaction per event: a slow one delays no committed one
             consumer_overrides={"max.poll.interval.ms": int(self.max_handle_s * 1000)} if self.max_handle_s else None,
+            ready=self._ready,
         )
         self.done = 0  # committed input events that gave outputs
         self.dead_letters = 0  # committed input events that became dead letters
@@ -60,6 +61,21 @@ class TransactionalStage:
             self.dead_letters += dead
             self.done += len(self._outputs) - dead
         return committed
+
+    def _ready(self, messages: Sequence[Message]) -> bool:
+        for msg in messages:
+            try:
+                decoded = self.codec.decode(msg.value())
+            except EventDecodeError:
+                continue  # a dead letter, which needs nothing else
+            if decoded.name == self.consumes and not self.ready(msg, decoded):
+                return False
+        return True
+
+    def ready(self, msg: Message, event: DecodedEvent) -> bool:
+        """Whether `event` can be handled now; one that cannot stays uncommitted and is asked about again
+        shortly (a result that depends on more input waits for it, rather than depending on timing)."""
+        return True
 
     def _transform(self, messages: Sequence[Message]) -> list[OutgoingRecord]:
         self._outputs = []

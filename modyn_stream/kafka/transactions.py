@@ -13,12 +13,13 @@ service restarts from its committed state once the broker is back (see `orchestr
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from confluent_kafka import KafkaException, Message
 
 from modyn_stream.kafka.config import KafkaSettings
-from modyn_stream.kafka.consumer import BatchConsumer, ShutdownFlag, next_offsets
+from modyn_stream.kafka.consumer import BatchConsumer, ShutdownFlag, first_offsets, next_offsets
 from modyn_stream.kafka.exceptions import TransactionError
 from modyn_stream.kafka.producer import EventProducer, OutgoingRecord
 
@@ -48,8 +49,15 @@ class TransactionalProcessor:
         poll_timeout_s: float = 1.0,
         commit_retries: int = 5,
         consumer_overrides: dict | None = None,
+        ready: Callable[[Sequence[Message]], bool] | None = None,
+        recheck_s: float = 0.25,
     ) -> None:
         self.transform = transform
+        # Whether a batch can be processed now (e.g. its inputs are complete); one that cannot is left
+        # uncommitted, read again and asked again after `recheck_s`.
+        self.ready = ready
+        self.recheck_s = recheck_s
+        self._held_until = 0.0
         self.max_batch = max_batch
         self.poll_timeout_s = poll_timeout_s
         self.commit_retries = commit_retries
@@ -72,8 +80,16 @@ class TransactionalProcessor:
         """Poll one batch (waiting up to `timeout_s`, default the processor's) and process it in one
         transaction; return how many input messages were committed."""
         self.start()
+        if time.monotonic() < self._held_until:
+            return 0
         messages = self.consumer.poll_batch(self.max_batch, self.poll_timeout_s if timeout_s is None else timeout_s)
+        self._held_until = 0.0
         if not messages:
+            return 0
+        if self.ready is not None and not self.ready(messages):
+            for tp in first_offsets(messages):
+                self.consumer.raw.seek(tp)
+            self._held_until = time.monotonic() + self.recheck_s
             return 0
         producer = self.producer.raw
         self._call("begin_transaction", producer.begin_transaction)
@@ -94,6 +110,11 @@ class TransactionalProcessor:
             self._abort_and_rewind()
             raise
         return len(messages)
+
+    @property
+    def holding(self) -> bool:
+        """Whether the last batch read was not ready and waits to be asked about again."""
+        return self._held_until > 0
 
     def _commit(self) -> None:
         for attempt in range(self.commit_retries + 1):

@@ -1,19 +1,34 @@
 """The evaluator service on real Kafka and ClickHouse (CPU): every metric exactly once, and right."""
 
+import time
+import uuid
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from modyn_stream.artifacts import ArtifactStore
 from modyn_stream.datasets.generators import generate
 from modyn_stream.evaluation.service import AFTER_PIPELINE, EvaluatorService
 from modyn_stream.events import EventCodec
-from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.ingest.service import IngestService
+from modyn_stream.kafka.producer import EventProducer
+from modyn_stream.kafka.topics import TopicAdmin, TopicNames, sample_topic_spec
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.registry import register_pipeline
+from modyn_stream.selection.service import SelectorService
 from modyn_stream.timeutil import parse_time
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import build_model
+from modyn_stream.training.service import TrainerService
+from modyn_stream.triggers.service import TriggerService
 from tests.selection.test_service_integration import crashes_at, read_all, run_until_idle
-from tests.training.test_service_integration import EVAL_INTERVALS, trained  # noqa: F401 (a fixture)
+from tests.training.test_service_integration import (  # noqa: F401 (trained: a fixture)
+    EVAL_INTERVALS,
+    digits_pipeline,
+    trained,
+)
 
 pytestmark = pytest.mark.integration
 METRICS = {"Accuracy(top1)", "F1Score(macro)", "RocAuc", "loss"}
@@ -78,3 +93,62 @@ def test_after_pipeline_results_are_published_once_in_one_transaction(kafka_sett
     boundaries = dict(store.query("SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time) FROM triggers "
                                   "FINAL WHERE pipeline_id = {p:String}", {"p": pid}))  # fmt: skip
     assert {(e["trigger_index"], e["window_start"]) for e in events} == set(boundaries.items())
+
+
+def test_a_model_is_scored_only_once_its_windows_are_complete(kafka_settings, clickhouse_dsn, tmp_path):
+    # The evaluator used to score a model on whatever part of a window was ingested when the model arrived,
+    # so four runs of one pipeline gave 168 to 216 rows. Now the model waits for the watermark.
+    store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
+    names, codec = TopicNames(kafka_settings.namespace), EventCodec()
+    data = generate("digits-drift", samples=600, seed=3)
+    topic = names.samples("part")
+    TopicAdmin(kafka_settings).ensure([sample_topic_spec(names, "part", 1)])
+
+    def publish(indices, end: bool) -> None:
+        with EventProducer(kafka_settings) as producer:
+            for i in indices:
+                sample = {"dataset": "part", "key": f"{i:06d}", "event_time": int(data.t[i]),
+                          "label": int(data.y[i]), "payload": data.x[i].tobytes()}  # fmt: skip
+                producer.produce(topic, codec.encode("SampleEvent", sample), key=sample["key"], partition=0)
+            if end:
+                marker = {"dataset": "part", "replay_id": "r", "partition": 0, "num_samples": 600,
+                          "max_event_time": int(data.t[-1]), "produced_at": 0}  # fmt: skip
+                producer.produce(topic, codec.encode("EndOfStream", marker), partition=0)
+
+    def ingest(until: int) -> None:
+        with IngestService(kafka_settings, store, max_batch=500, max_wait_s=0.1) as service:
+            deadline = time.monotonic() + 60
+            while sum(s.samples_ingested for s in service.partition_states()) < until or (
+                until == 600 and not all(s.end_of_stream for s in service.partition_states())
+            ):
+                assert time.monotonic() < deadline, "ingest did not catch up"
+                service.step()
+
+    publish(range(400), end=False)  # two thirds of the stream: the last window is not complete
+    config = digits_pipeline("part")
+    pid = register_pipeline(config, kafka_settings, store)
+    ingest(400)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    run_until_idle(lambda: TriggerService(kafka_settings, store))
+    run_until_idle(lambda: SelectorService(kafka_settings, store, artifacts))
+    run_until_idle(lambda: TrainerService(kafka_settings, store, artifacts))
+    assert len(read_all(kafka_settings, names.models)) == 1  # trigger 0 fired and trained; trigger 1 not yet
+
+    with EvaluatorService(kafka_settings, store) as evaluator:
+        deadline = time.monotonic() + 60
+        while not evaluator.processor.holding:  # it has read the model and found its windows incomplete
+            assert time.monotonic() < deadline, "the evaluator never read the model event"
+            evaluator.step()
+        assert evaluator.done == 0 and store.query("SELECT count() FROM evaluations")[0][0] == 0
+
+        publish(range(400, 600), end=True)
+        ingest(600)
+        deadline = time.monotonic() + 60
+        while evaluator.done < 1:
+            assert time.monotonic() < deadline, "the model was not scored once its windows were complete"
+            evaluator.step()
+    windows = [(parse_time(a), parse_time(b)) for a, b in EVAL_INTERVALS]
+    scored = dict(store.query(
+        "SELECT toUnixTimestamp64Milli(window_start), num_samples FROM evaluations FINAL "
+        "WHERE pipeline_id = {p:String} AND trigger_index = 0 AND metric = 'loss'", {"p": pid}))  # fmt: skip
+    assert scored == {start: int(((data.t >= start) & (data.t < end)).sum()) for start, end in windows}
