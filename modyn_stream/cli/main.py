@@ -53,6 +53,9 @@ def _root(
     librdkafka.setLevel(logging.DEBUG if verbose else logging.ERROR)
     if not verbose:
         librdkafka.addFilter(_quiet_reconnects)
+        # The HTTP client's retries of an unreachable ClickHouse: our own error says it once, with the URL.
+        for noisy in ("urllib3.connectionpool", "clickhouse_connect"):  # (clickhouse_connect resets "urllib3")
+            logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def _quiet_reconnects(record: logging.LogRecord) -> bool:
@@ -83,7 +86,7 @@ def demo(
     replayed = result.replayed
     out.print(
         f"replayed {replayed.published:,} samples to {replayed.topic} "
-        f"({replayed.published / max(replayed.seconds, 1e-9):,.0f}/s); ingested into ClickHouse at {store.url} "
+        f"({replayed.published / max(replayed.seconds, 1e-9):,.0f}/s); ingested into ClickHouse at {store.display_url} "
         f"(database {store.database}) in {result.seconds:.1f} s"
     )
     table = Table(title="ingest progress per partition")

@@ -38,4 +38,4 @@ def validate(
         store = MetadataStore(system.metadata_url, system.metadata.database)
         with connected(system.kafka, state_dir=system.state_dir / "kafka", start_local=False) as settings:
             register_pipeline(loaded, settings, store)
-        out.print(f"registered {pid} in {store.url} and on {settings.namespace}.pipelines", highlight=False)
+        out.print(f"registered {pid} in {store.display_url} and on {settings.namespace}.pipelines", highlight=False)

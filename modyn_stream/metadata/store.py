@@ -67,6 +67,11 @@ class MetadataStore:
     def embedded(self) -> bool:
         return self.url.startswith("chdb:")
 
+    @property
+    def display_url(self) -> str:
+        """The URL for messages and logs: without its password."""
+        return redact(self.url)
+
     def _connect(self, url: str, database: str):
         try:
             if url.startswith("chdb:"):

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from modyn_stream.exceptions import ModynStreamError
+from modyn_stream.pipeline import checks
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 
@@ -131,15 +132,22 @@ def describe(error: dict, root: type[BaseModel] = PipelineConfig) -> str:
     return f"{where}: {message}"
 
 
-def validate_data(data: Any, trust: CodeTrust = NOBODY) -> tuple[PipelineConfig | None, list[str]]:
-    """The config and every problem of it; code it names must be trusted by this process's operator."""
+def validate_data(
+    data: Any, trust: CodeTrust = NOBODY, base: Path = Path(".")
+) -> tuple[PipelineConfig | None, list[str]]:
+    """The config and every problem of it; code it names must be trusted by this process's operator, and
+    relative paths in it are taken from `base` (the file's directory)."""
     if not isinstance(data, dict):
         return None, [f"(top level): a pipeline must be a mapping of sections, got {type(data).__name__}"]
+    problems = checks.too_large(data)
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        return None, [describe(e) for e in exc.errors()]
-    problems = model_problems(config.model.id, config.model.config)
+        return None, problems + [describe(e) for e in exc.errors()]
+    problems += model_problems(config.model.id, config.model.config)
+    if not problems:
+        problems += checks.optimizer_problems(config) + checks.device_problems(config)
+        problems += checks.decoder_problems(config, base)
     references = [("model.id", config.model.id)] if ":" in config.model.id else []
     for field, reference in references + config.data.code_references():
         if refusal := trust.refusal(reference, field):
@@ -170,14 +178,35 @@ def model_problems(model_id: str, config: dict) -> list[str]:
     return problems
 
 
-def validate_text(text: str, source: str = "<string>", trust: CodeTrust = NOBODY) -> list[str]:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """The YAML document of `text`; yaml.YAMLError names the line and column of a problem."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def validate_text(text: str, source: str = "<string>", trust: CodeTrust = NOBODY, base: Path = Path(".")) -> list[str]:
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         return [f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]
-    return validate_data(data, trust)[1]
+    return validate_data(data, trust, base)[1]
 
 
 def load_pipeline(path: Path, trust: CodeTrust = NOBODY) -> PipelineConfig:
@@ -188,10 +217,13 @@ def load_pipeline(path: Path, trust: CodeTrust = NOBODY) -> PipelineConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PipelineConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    problems = validate_text(text, str(path), trust)
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise PipelineConfigError(str(path), [f"line {line}: not UTF-8 text (byte {exc.start})"]) from None
+    problems = validate_text(text, str(path), trust, path.parent)
     if problems:
         raise PipelineConfigError(str(path), problems)
-    return validate_data(yaml.safe_load(text), trust)[0]
+    return validate_data(parse_yaml(text), trust, path.parent)[0]
 
 
 def pipeline_id(config: PipelineConfig) -> tuple[str, str, str]:

@@ -51,17 +51,19 @@ class SystemConfig(BaseModel):
 
 def load_system_config(path: Path | None = None, environ: dict[str, str] | None = None) -> SystemConfig:
     """The file's settings (if any) with MODYN_* environment variables on top."""
-    from modyn_stream.pipeline.loading import describe
+    from modyn_stream.pipeline.loading import describe, parse_yaml
 
     environ = os.environ if environ is None else environ
     data: dict = {}
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            data = parse_yaml(Path(path).read_text(encoding="utf-8")) or {}
         except OSError as exc:
             raise ModynStreamError(f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ModynStreamError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
-            raise ModynStreamError(f"{path}: not valid YAML: {exc}") from None
+            raise ModynStreamError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
         if not isinstance(data, dict):
             raise ModynStreamError(f"{path}: a system config must be a mapping")
     try:

@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import struct
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,8 @@ def _ndarray_type(array: np.ndarray) -> str:
 
 def read_npz(path: Path, x_key: str = "x", y_key: str | None = "y", t_key: str | None = None) -> SampleSource:
     _require(path)
+    if not zipfile.is_zipfile(path):  # numpy would take it for a pickle and advise loading it unsafely
+        raise ReplayInputError(path, "archive", "not an .npz archive (a zip of .npy arrays)")
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as exc:
@@ -77,9 +80,7 @@ def read_npz(path: Path, x_key: str = "x", y_key: str | None = "y", t_key: str |
         for name, key in (("--x-key", x_key), ("--y-key", y_key), ("--t-key", t_key)):
             if key is not None and key not in keys:
                 raise ReplayInputError(path, f"array {key!r}", f"missing ({name}); the archive has {sorted(keys)}")
-        x = archive[x_key]
-        y = archive[y_key] if y_key else None
-        t = archive[t_key] if t_key else None
+        x, y, t = (_npz_array(archive, path, key) for key in (x_key, y_key, t_key))
     if x.ndim < 1 or len(x) == 0:
         raise ReplayInputError(path, f"array {x_key!r}", "has no samples")
     for key, array in ((y_key, y), (t_key, t)):
@@ -95,6 +96,17 @@ def read_npz(path: Path, x_key: str = "x", y_key: str | None = "y", t_key: str |
         np.full(n, _mtime_ms(path), dtype=np.int64),
         _ndarray_type(x),
     )
+
+
+def _npz_array(archive, path: Path, key: str | None) -> np.ndarray | None:
+    if key is None:
+        return None
+    try:
+        return archive[key]
+    except ValueError:  # object arrays, which only unpickling could read
+        raise ReplayInputError(path, f"array {key!r}", "holds Python objects, which are never unpickled") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ReplayInputError(path, f"array {key!r}", f"cannot be read: {exc}") from None
 
 
 # -- MNIST IDX ------------------------------------------------------------------------------------

@@ -102,3 +102,22 @@ def test_services_read_the_system_config_and_options_override_it(tmp_path):
     assert result.stderr.strip() == "error: pipeline nope is not registered in ClickHouse database fromfile"
     result = cli(*command, "--database", "given")
     assert result.stderr.strip() == "error: pipeline nope is not registered in ClickHouse database given"
+
+
+def test_validate_register_never_prints_the_clickhouse_password(tmp_path):
+    system = tmp_path / "system.yaml"
+    system.write_text("metadata: {url: 'http://user:s3cret-pw@127.0.0.1:1'}\n")
+    example = Path(__file__).resolve().parents[2] / "examples" / "digits_data_amount.yaml"
+    result = cli("validate", str(example), "--register", "--config", str(system))
+    assert result.returncode != 0 and "s3cret-pw" not in result.stdout + result.stderr
+    assert "user:***@127.0.0.1:1" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_pipeline_file_that_is_not_utf8_gives_one_line_not_a_traceback(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "digits_data_amount.yaml"
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(example.read_bytes().replace(b"digits-data-amount", "digits-caf\xe9".encode("latin-1")))
+    result = cli("validate", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    byte = example.read_bytes().index(b"digits-data-amount") + len("digits-caf")
+    assert result.stderr.splitlines()[0] == f"{path}: line 3: not UTF-8 text (byte {byte})"

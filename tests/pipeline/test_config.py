@@ -122,3 +122,38 @@ def test_modyn_pipeline_names_with_spaces_and_punctuation_are_kept():
     name = "FunctionalMapoftheWorld (fmow) Test Pipeline"
     config, problems = validate_data(with_changes(pipeline={"name": name}))
     assert problems == [] and config.pipeline.name == name
+
+
+def test_a_key_given_twice_is_refused_with_both_lines():
+    text = EXAMPLES[0].read_text() + "trigger: {id: DataAmountTrigger, num_samples: 5}\n"
+    (problem,) = validate_text(text)
+    assert "not valid YAML: duplicate key 'trigger' (first at line" in problem and problem.startswith("line ")
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(EXAMPLES[0].read_bytes() + "# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(PipelineConfigError) as raised:
+        load_pipeline(path)
+    (problem,) = raised.value.problems
+    assert problem.startswith("line ") and "not UTF-8 text" in problem
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda c: c["training"]["optimizers"][0]["param_groups"][0]["config"].update(lr=-0.1),
+         "training.optimizers[0].param_groups[0].config: SGD refuses it: Invalid learning rate: -0.1"),
+        (lambda c: c["training"]["optimizers"][0]["param_groups"][0]["config"].update(lr=float("nan")),
+         "training.optimizers[0].param_groups[0].config.lr: NaN is not a number a pipeline can use"),
+        (lambda c: c["trigger"].update(num_samples=2**64), "trigger.num_samples: 18446744073709551616 does not fit"),
+        (lambda c: c["training"].update(device="cuda:7"), "training.device: cuda:7, but this machine has"),
+        (lambda c: c["data"]["decoder_config"].update(shape=[28, 28]),
+         "data.decoder_config.shape: [28, 28] of uint8 takes 784 bytes a sample, but the replayed payloads have 64"),
+    ],
+)  # fmt: skip
+def test_values_the_trainer_could_not_use_are_refused_by_validate(change, problem):
+    config = yaml.safe_load(EXAMPLES[0].read_text())
+    change(config)
+    problems = validate_data(config)[1]
+    assert len(problems) == 1 and problems[0].startswith(problem), problems

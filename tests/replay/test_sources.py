@@ -45,8 +45,12 @@ def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(ReplayInputError, match=r"nope.npz: file: does not exist"):
         read_npz(tmp_path / "nope.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(ReplayInputError, match=r"bad.npz: archive: not a readable .npz"):
+    with pytest.raises(ReplayInputError, match=r"bad.npz: archive: not an .npz archive") as raised:
         read_npz(tmp_path / "bad.npz")
+    assert "pickle" not in str(raised.value)  # numpy's advice to load it unsafely is not passed on
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}], dtype=object), y=np.array([1]))
+    with pytest.raises(ReplayInputError, match=r"objects.npz: array 'x': holds Python objects, which are never"):
+        read_npz(tmp_path / "objects.npz")
 
 
 def test_idx_images_and_labels(tmp_path):

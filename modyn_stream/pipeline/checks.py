@@ -1,0 +1,117 @@
+"""Checks of a typed pipeline that need more than its schema: torch's own rules, this machine, the data.
+
+Each returns problems as 'yaml.path: reason' lines, so `validate` reports them with the schema's.
+
+>>> too_large({"trigger": {"num_samples": 2**70}, "training": {"optimizers": [{"lr": float("nan")}]}})
+['trigger.num_samples: 1180591620717411303424 does not fit in 64 bits (at most 9223372036854775807)', \
+'training.optimizers[0].lr: NaN is not a number a pipeline can use']
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modyn_stream.pipeline.config import PipelineConfig
+
+INT64_MAX = 2**63 - 1
+
+
+def too_large(data: Any, where: str = "") -> list[str]:
+    """Integers that fit no 64-bit field (Avro longs, ClickHouse counts) and NaNs, anywhere in the raw YAML."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in too_large(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in too_large(v, f"{where}[{i}]")]
+    if isinstance(data, int) and not isinstance(data, bool) and not -INT64_MAX - 1 <= data <= INT64_MAX:
+        return [f"{where}: {data} does not fit in 64 bits (at most {INT64_MAX})"]
+    if isinstance(data, float) and math.isnan(data):
+        return [f"{where}: NaN is not a number a pipeline can use"]
+    return []
+
+
+def optimizer_problems(config: PipelineConfig) -> list[str]:
+    """Each optimizer and scheduler built by torch on a stand-in parameter: torch refuses what it cannot use
+    (a negative learning rate, an unknown argument, which a parameter group would silently carry) here."""
+    import torch
+
+    problems, built = [], {}
+    for i, optimizer in enumerate(config.training.optimizers):
+        for j, group in enumerate(optimizer.param_groups):
+            where = f"training.optimizers[{i}].param_groups[{j}].config"
+            try:  # as keyword arguments: torch checks those values (in a parameter group it would take any)
+                built[optimizer.name] = getattr(torch.optim, optimizer.algorithm)(
+                    [torch.zeros(1, requires_grad=True)], **group.config
+                )
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{where}: {optimizer.algorithm} refuses it: {exc}")
+    scheduler = config.training.lr_scheduler
+    if scheduler is not None and not problems:
+        options = {"total_steps": 1, **scheduler.config} if scheduler.name == "OneCycleLR" else scheduler.config
+        for name in scheduler.optimizers:
+            try:
+                getattr(torch.optim.lr_scheduler, scheduler.name)(built[name], **options)
+            except (TypeError, ValueError, KeyError) as exc:
+                problems.append(f"training.lr_scheduler.config: {scheduler.name} refuses it: {exc}")
+    return problems
+
+
+def device_problems(config: PipelineConfig) -> list[str]:
+    """CUDA devices this machine does not have (the trainer would refuse every training set)."""
+    import torch
+
+    problems = []
+    devices = [("training.device", config.training.device)]
+    if config.evaluation is not None:
+        devices.append(("evaluation.device", config.evaluation.device))
+    for where, name in devices:
+        if not name.startswith("cuda"):
+            continue
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.partition(":")[2] or 0)
+        if index >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            problems.append(f"{where}: {name}, but this machine has {have}")
+    return problems
+
+
+def decoder_problems(config: PipelineConfig, base: Path) -> list[str]:
+    """A raw decoder's shape against the size of the payloads the pipeline's replay section publishes."""
+    data = config.data
+    shape = data.decoder_config.get("shape")
+    if config.replay is None or data.decoder != "raw" or not isinstance(shape, list):
+        return []
+    try:
+        itemsize = np.dtype(data.decoder_config.get("dtype", "uint8")).itemsize
+        wanted = math.prod(int(d) for d in shape) * itemsize
+    except (TypeError, ValueError) as exc:
+        return [f"data.decoder_config: {exc}"]
+    payload = _replayed_payload_bytes(config, base)
+    if payload is None or payload == wanted:
+        return []
+    dtype = data.decoder_config.get("dtype", "uint8")
+    return [f"data.decoder_config.shape: {shape} of {dtype} takes {wanted} bytes a sample, but the replayed "
+            f"payloads have {payload}"]  # fmt: skip
+
+
+def _replayed_payload_bytes(config: PipelineConfig, base: Path) -> int | None:
+    replay = config.replay
+    if replay.generator is not None:
+        from modyn_stream.datasets import generate
+
+        return generate(replay.generator, samples=1, seed=replay.seed).x[0].nbytes
+    path = Path(replay.path) if Path(replay.path).is_absolute() else base / replay.path
+    try:  # the .npy header of x, without reading the array
+        with zipfile.ZipFile(path) as archive, archive.open("x.npy") as array:
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            reader = readers.get(np.lib.format.read_magic(array))
+            if reader is None:
+                return None
+            shape, _, dtype = reader(array)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # the replay reports an unreadable file itself, in one line
+    return math.prod(shape[1:]) * dtype.itemsize
