@@ -88,6 +88,7 @@ class BatchConsumer:
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
         overrides: dict[str, Any] | None = None,
+        instance_id: str | None = None,
     ) -> None:
         conf = {
             **settings.client_config(),
@@ -97,6 +98,10 @@ class BatchConsumer:
             "auto.offset.reset": auto_offset_reset,
             **(overrides or {}),
         }
+        if instance_id:
+            # Static membership: an instance rebuilt after a crash or a broker outage takes over its partitions
+            # at once, instead of waiting a session timeout (45 s) for the group to drop the member it replaces.
+            conf["group.instance.id"] = instance_id
         self.group_id = group_id
         self._reset_to = OFFSET_BEGINNING if auto_offset_reset == "earliest" else OFFSET_END
         self._consumer = Consumer(conf)

@@ -218,6 +218,7 @@ def run_pipeline(
                 services = _Services(settings, store, artifacts, handshakes, services.counts(), trust)
                 services.add_ingest()
                 progress.phase = "running"
+                quiet_since, counted = None, False  # waiting for the broker was not idling
                 continue
             ingest, counts = services.ingest, services.counts()
             progress.ingested = sum(s.samples_ingested for s in ingest.partition_states() if s.dataset == dataset)

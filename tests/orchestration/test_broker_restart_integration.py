@@ -64,7 +64,7 @@ def test_a_run_survives_a_broker_outage_with_the_results_of_an_uninterrupted_run
     finally:
         run.kill()
     assert run.returncode == 0, stderr[-3000:]
-    assert "small-digits: 3 triggers, 3 models, 3 evaluated" in stdout
+    assert "small-digits: 3 triggers, 3 models, 3 evaluated" in stdout, stderr[-3000:]
     assert "Kafka went away 1 time(s)" in stdout + stderr
 
     calm = tmp_path / "calm" / "small-digits"
