@@ -67,6 +67,7 @@ def ingest(
     database: str = Database,
     max_batch: int = typer.Option(20_000, min=1, help="Most samples per ClickHouse insert."),
     max_wait: float = typer.Option(0.5, min=0.01, help="Longest a sample waits for its insert, in seconds."),
+    instance: str = typer.Option("0", help="Instance id, unique per running ingest (its group membership)."),
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
@@ -85,7 +86,9 @@ def ingest(
 
     _serve(
         "ingest", "waiting for samples", system,
-        build=lambda settings: IngestService(settings, store, max_batch=max_batch, max_wait_s=max_wait),
+        build=lambda settings: IngestService(
+            settings, store, max_batch=max_batch, max_wait_s=max_wait, instance=instance
+        ),
         step=IngestService.step, describe=describe, finish=IngestService.flush,
     )  # fmt: skip
 

@@ -15,8 +15,9 @@ Kafka Connect sink's idea that the sink's own state decides where to resume:
   the batch boundaries were: rows already in ClickHouse are never read again.
 
 Events that cannot be decoded or validated go to `{ns}.dlq` with the reason (flushed before the
-insert). A crash after that flush but before the commit can repeat a dead letter; its
-`dlq.source.*` headers identify duplicates.
+insert), and so do samples whose key their dataset already has (the first one is kept: keys.py).
+A crash after that flush but before the commit can repeat a dead letter; its `dlq.source.*`
+headers identify duplicates.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.events.codec import SINGLE_OBJECT_MAGIC
 from modyn_stream.ingest.avro_rows import COLUMNS as AVRO_COLUMNS
 from modyn_stream.ingest.avro_rows import AvroRowBlock
+from modyn_stream.ingest.keys import body_key, duplicates
 from modyn_stream.ingest.samples import SampleRows, invalid_reason
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import BatchConsumer
@@ -116,6 +118,7 @@ class IngestService:
         max_wait_s: float = 0.5,
         codec: EventCodec | None = None,
         producer: EventProducer | None = None,
+        instance: str = "0",
         fault: Callable[[str], None] = lambda point: None,
     ) -> None:
         self.names = TopicNames(settings.namespace)
@@ -143,6 +146,7 @@ class IngestService:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             overrides={"topic.metadata.refresh.interval.ms": 2000},  # find new dataset topics quickly
+            instance_id=f"{settings.namespace}.ingest.{instance}",  # unique per running ingest
         )
         self.consumer.subscribe([f"^{settings.namespace.replace('.', '[.]')}[.]samples[.].+"])
 
@@ -219,7 +223,8 @@ class IngestService:
         self._buffer = []
         if not ranges:
             return 0
-        plan = self._plan(messages, fast=True)
+        duplicates = self._duplicates(messages)
+        plan = self._plan(messages, duplicates, fast=True)
         published = self._publish_dead_letters(plan.dead, already=set())
         self.fault("before_insert")
         if plan.block is not None:
@@ -228,7 +233,7 @@ class IngestService:
             except MetadataError as exc:
                 # Some sample failed ClickHouse's checks: decode the batch here to find and dead-letter it.
                 log.info("ingest: fast path rejected a batch (%s); checking it sample by sample", exc)
-                plan = self._plan(messages, fast=False)
+                plan = self._plan(messages, duplicates, fast=False)
                 self._publish_dead_letters(plan.dead, already=published)
         if plan.block is None and plan.rows:
             self.store.insert("samples", plan.rows.columns(_now_ms()), dedup_token=_token("rows", ranges))
@@ -257,8 +262,26 @@ class IngestService:
             ranges[key] = (ranges.get(key, (offset, offset))[0], offset)
         return messages, ranges
 
-    def _plan(self, messages: list[Message], fast: bool) -> _BatchPlan:
-        """Sort a batch into samples, end markers and dead letters.
+    def _duplicates(self, messages: list[Message]) -> dict[tuple[str, int, int], str]:
+        """The samples of a batch whose key another sample of their dataset holds (see keys.py), with why."""
+        header, samples = self._sample_header, []
+        for msg in messages:
+            value, where = msg.value(), (msg.topic(), msg.partition(), msg.offset())
+            dataset = self._states[where[:2]].dataset
+            if value is not None and value[:10] == header:
+                key = body_key(value[10:])
+            else:
+                try:
+                    event = self.codec.decode(value)
+                except EventDecodeError:
+                    continue
+                key = event.record["key"] if event.name == "SampleEvent" else None
+            if key is not None:
+                samples.append((dataset, key, where))
+        return duplicates(self.store, samples) if samples else {}
+
+    def _plan(self, messages: list[Message], duplicates: dict, fast: bool) -> _BatchPlan:
+        """Sort a batch into samples, end markers and dead letters (among them `duplicates`).
 
         With `fast`, SampleEvents in the current schema and single-object framing go into an Avro block
         undecoded; if any sample needs decoding (another framing, an older schema), the whole batch is
@@ -268,6 +291,9 @@ class IngestService:
         for msg in messages:
             key = (msg.topic(), msg.partition())
             value = msg.value()
+            if (duplicate := duplicates.get((*key, msg.offset()))) is not None:
+                plan.dead.append((msg, duplicate))
+                continue
             if plan.block is not None and value is not None and value[:10] == header:
                 plan.block.add(value[10:], key[0], key[1], msg.offset())
                 plan.sample(key, None)
@@ -279,7 +305,7 @@ class IngestService:
                 continue
             if event.name == "SampleEvent":
                 if plan.block is not None:
-                    return self._plan(messages, fast=False)
+                    return self._plan(messages, duplicates, fast=False)
                 reason = invalid_reason(event.record, self._states[key].dataset)
                 if reason is None:
                     plan.rows.append(event.record, key[0], key[1], msg.offset())

@@ -193,4 +193,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE triggers ADD COLUMN IF NOT EXISTS watermark Nullable(DateTime64(3, 'UTC'))",
         ),
     ),
+    Migration(
+        4,
+        "sample keys: which sample holds each key of a dataset (later ones are dead letters)",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS sample_keys (
+                dataset LowCardinality(String),
+                key String,
+                topic LowCardinality(String),
+                kafka_partition UInt32,
+                kafka_offset UInt64
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (dataset, key)
+            """,
+            # In the insert into samples itself (both ingest paths), and skipped with it when deduplicated.
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS sample_keys_mv TO sample_keys AS
+            SELECT dataset, key, topic, kafka_partition, kafka_offset FROM samples
+            """,
+            "INSERT INTO sample_keys SELECT dataset, key, topic, kafka_partition, kafka_offset FROM samples",
+        ),
+    ),
 )

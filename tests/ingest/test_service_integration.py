@@ -118,6 +118,7 @@ def test_crash_at_any_point_neither_loses_nor_doubles_rows(kafka_settings, store
             service.close()
     assert crashes["left"] == 0
     assert stored_rows(store, "crashy") == expected_rows(source, policy.assign(source))
+    assert read_all(kafka_settings, TopicNames(kafka_settings.namespace).dlq) == []  # no sample taken for its twin
 
 
 def test_garbage_and_wrong_events_go_to_the_dlq_and_nothing_else_is_lost(kafka_settings, store):
@@ -203,6 +204,34 @@ def test_a_dead_letter_too_large_for_the_dlq_is_truncated_with_its_size_and_chec
     assert headers["dlq.original.sha256"] == hashlib.sha256(poison).hexdigest()
     assert (headers["dlq.source.topic"], headers["dlq.source.offset"]) == (names.samples("wide"), "0")
     assert ("origin", b"elsewhere") in letter.headers()
+
+
+def test_a_key_already_ingested_is_a_dead_letter_naming_the_sample_that_holds_it(kafka_settings, store):
+    names = TopicNames(kafka_settings.namespace)
+    source = make_source(500, seed=4)
+    policy = TimestampPolicy("increasing")
+    replay(kafka_settings, "twice", source, policy, partitions=2)
+    with IngestService(kafka_settings, store, max_batch=200, max_wait_s=0.1) as service:
+        ingest_until(service, store, "twice", 500)
+        # The same replay again (a producer retrying by hand), and one key twice within one batch.
+        replay(kafka_settings, "twice", source, policy, partitions=2)
+        codec = EventCodec()
+        with EventProducer(kafka_settings) as producer:
+            for i in range(2):
+                sample = {"dataset": "twice", "key": "new", "event_time": 10**9 + i, "payload": b"p"}
+                producer.produce(names.samples("twice"), codec.encode("SampleEvent", sample), key="new", partition=0)
+        deadline = time.monotonic() + 60
+        while service.stats.dead_letters < 501:
+            assert time.monotonic() < deadline, f"{service.stats.dead_letters} dead letters"
+            service.step()
+    assert stored_rows(store, "twice") == sorted([*expected_rows(source, policy.assign(source)),
+                                                  ("new", 10**9, None, 1)])  # fmt: skip
+    letters = [dead_letter_headers(m.headers()) for m in _dead_letters(kafka_settings, 501)]
+    reasons = {letter["dlq.reason"] for letter in letters}
+    assert all(r.startswith("duplicate key ") and " in dataset 'twice': the sample at " in r for r in reasons)
+    new = [letter for letter in letters if letter["dlq.reason"].startswith("duplicate key 'new'")]
+    assert len(new) == 1 and new[0]["dlq.reason"].endswith(f"{names.samples('twice')}[0]@" + str(
+        int(new[0]["dlq.source.offset"]) - 1) + " holds it")  # fmt: skip
 
 
 CHECK_ROWS = """
