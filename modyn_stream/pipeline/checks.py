@@ -88,7 +88,7 @@ def decoder_problems(config: PipelineConfig, base: Path) -> list[str]:
     try:
         itemsize = np.dtype(data.decoder_config.get("dtype", "uint8")).itemsize
         wanted = math.prod(int(d) for d in shape) * itemsize
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         return [f"data.decoder_config: {exc}"]
     payload = _replayed_payload_bytes(config, base)
     if payload is None or payload == wanted:

@@ -439,7 +439,7 @@ class ReplaySection(Strict):
     generator: Literal["digits-drift", "tabular-drift"] | None = Field(None, description="A built-in stream.")
     path: str | None = Field(None, description="An .npz file with x, y and t (event time, epoch ms) arrays.")
     samples: Annotated[int, Field(ge=1)] = 6000
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
     partitions: Annotated[int, Field(ge=1)] = 4
 
     @model_validator(mode="after")

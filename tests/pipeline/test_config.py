@@ -150,6 +150,9 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
         (lambda c: c["training"].update(device="cuda:7"), "training.device: cuda:7, but this machine has"),
         (lambda c: c["data"]["decoder_config"].update(shape=[28, 28]),
          "data.decoder_config.shape: [28, 28] of uint8 takes 784 bytes a sample, but the replayed payloads have 64"),
+        (lambda c: c["data"]["decoder_config"].update(shape=[1, float("inf")]),
+         "data.decoder_config: cannot convert float infinity to integer"),
+        (lambda c: c["replay"].update(seed=-1), "replay.seed: Input should be greater than or equal to 0"),
     ],
 )  # fmt: skip
 def test_values_the_trainer_could_not_use_are_refused_by_validate(change, problem):
@@ -157,3 +160,34 @@ def test_values_the_trainer_could_not_use_are_refused_by_validate(change, proble
     change(config)
     problems = validate_data(config)[1]
     assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+def _nodes(node, path=()):
+    yield path
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in children:
+        yield from _nodes(child, (*path, key))
+
+
+def test_a_broken_config_anywhere_gives_problem_lines_never_an_exception():
+    # Each case puts a value of another kind (None, huge, NaN, a list, a mapping, a path, ...) at 1-3 places.
+    import copy
+    import random
+
+    values = [None, 0, -1, 2**70, 1.5, float("nan"), float("inf"), "", "x", [], [1], [[1]], {}, {"a": 1}, True,
+              "cuda:3", "../x", [None], {"id": "DataAmountTrigger"}]  # fmt: skip
+    places = [p for p in _nodes(BASE) if p]
+    rng = random.Random(0)
+    for _ in range(400):
+        config = copy.deepcopy(BASE)
+        for _ in range(rng.randint(1, 3)):
+            *parents, last = rng.choice(places)
+            node = config
+            try:
+                for key in parents:
+                    node = node[key]
+                node[last] = rng.choice(values)
+            except (KeyError, IndexError, TypeError):
+                continue  # a place an earlier change removed
+        _, problems = validate_data(config)
+        assert all(isinstance(p, str) and p and "\n" not in p for p in problems), problems
