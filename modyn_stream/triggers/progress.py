@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from confluent_kafka import TopicPartition
 
-from modyn_stream.events import EventCodec
+from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.ingest.watermark import PartitionProgress
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import READER_OVERRIDES, BatchConsumer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames
+
+log = logging.getLogger(__name__)
 
 
 class ProgressTracker:
@@ -29,9 +33,15 @@ class ProgressTracker:
         self._consumer.assign(standing)
         try:
             for msg in self._consumer.read_to_end(standing):
-                progress = PartitionProgress.from_event(self.codec.decode(msg.value()).record)
-                self.latest[(progress.topic, progress.partition)] = progress
                 self._next[msg.partition()] = msg.offset() + 1
+                try:
+                    event = self.codec.decode(msg.value())
+                except EventDecodeError as exc:  # not the ingest's: it cannot move a watermark
+                    log.warning("%s[%d]@%d: skipped: %s", self.topic, msg.partition(), msg.offset(), exc)
+                    continue
+                if event.name == "IngestProgress":
+                    progress = PartitionProgress.from_event(event.record)
+                    self.latest[(progress.topic, progress.partition)] = progress
         finally:
             self._consumer.unassign()
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from modyn_stream.events import EventCodec
+from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.ingest.watermark import END_OF_TIME, global_watermark
 from modyn_stream.kafka.config import KafkaSettings
 from modyn_stream.kafka.consumer import read_topic
@@ -92,7 +92,15 @@ class TriggerService:
     def _recover(self) -> dict[str, TriggerState]:
         """Each pipeline's state from the committed TriggerEvents; re-project them into ClickHouse."""
         messages = read_topic(self.settings, self.names.triggers, f"{self.settings.namespace}.trigger-recovery")
-        events = [self.codec.decode(m.value()).record for m in messages]
+        events = []
+        for msg in messages:
+            try:
+                decoded = self.codec.decode(msg.value())
+            except EventDecodeError as exc:  # not one of ours (the selector sends it to the DLQ)
+                log.warning("%s[%d]@%d: skipped: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+                continue
+            if decoded.name == "TriggerEvent":
+                events.append(decoded.record)
         states: dict[str, TriggerState] = {}
         for event in sorted(events, key=lambda e: (e["pipeline_id"], e["trigger_index"])):
             states[event["pipeline_id"]] = TriggerState(

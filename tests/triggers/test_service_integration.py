@@ -191,3 +191,19 @@ def test_late_samples_count_into_the_next_trigger_and_end_of_stream_can_fire(kaf
     assert [e["num_new_samples"] for e in events] == [300, 300, 300, 100, 300, 50]
     assert events[3]["reason"] == "end of stream" and events[3]["boundary_key"] == "0000000999"
     assert (events[4]["boundary_event_time"], events[4]["boundary_key"]) == (2_000_249, "new249")  # 50 late + 250
+
+
+def test_garbage_on_the_progress_and_trigger_topics_stops_no_trigger(kafka_settings, store):
+    # Records that are not ours on the topics the trigger service reads back crashed it on every start.
+    names = TopicNames(kafka_settings.namespace)
+    source = source_of(1000, 0)
+    replay(kafka_settings, "noisy", source, TimestampPolicy(), partitions=1)
+    pid = register_pipeline(pipeline("noisy", {"id": "DataAmountTrigger", "num_samples": 300}), kafka_settings, store)
+    with EventProducer(kafka_settings) as producer:
+        producer.produce(names.ingest_progress, b"\xde\xad", key="x")
+        producer.produce(names.triggers, b"not an event", key=pid)
+    ingest_all(kafka_settings, store, "noisy", 1, 1000)
+    with TriggerService(kafka_settings, store) as service:
+        assert service.step() == 3
+    with TriggerService(kafka_settings, store) as restarted:  # reads the triggers topic back, garbage and all
+        assert restarted.step() == 0 and restarted.states[pid].next_index == 3
