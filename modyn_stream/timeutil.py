@@ -1,9 +1,13 @@
 """Durations and points in time as users write them (Modyn's units), in milliseconds since the epoch.
 
+An integer time in a pipeline file or on the command line is in *seconds* since the epoch, as Modyn
+writes them (TimeTrigger `start_timestamp`, evaluation bounds, `--start-replay-at`); event times in
+events and ClickHouse are milliseconds.
+
 >>> parse_duration("3d"), parse_duration("90s"), parse_duration("1w")
 (259200000, 90000, 604800000)
->>> parse_time("2024-01-01"), parse_time("2024-01-01T00:00:01Z"), parse_time("1700000000000")
-(1704067200000, 1704067201000, 1700000000000)
+>>> parse_time("2024-01-01"), parse_time("2024-01-01T00:00:01Z"), parse_time(1704067200), parse_time("-86400")
+(1704067200000, 1704067201000, 1704067200000, -86400000)
 >>> parse_interval("[-1d; +2h]")
 (-86400000, 7200000)
 """
@@ -26,14 +30,15 @@ def parse_duration(text: str) -> int:
 
 
 def parse_time(text: str | int) -> int:
-    """Epoch milliseconds (an integer) or an ISO 8601 date/time (UTC unless it says otherwise)."""
+    """Epoch milliseconds of epoch *seconds* (an integer, Modyn's unit) or an ISO 8601 date/time (UTC unless
+    it says otherwise)."""
     value = str(text).strip()
     if re.fullmatch(r"-?\d+", value):
-        return int(value)
+        return int(value) * 1000
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"invalid time {text!r}: use epoch milliseconds or ISO 8601 like 2024-01-31T12:00") from None
+        raise ValueError(f"invalid time {text!r}: use epoch seconds or ISO 8601 like 2024-01-31T12:00") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

@@ -58,11 +58,11 @@ def replay(
     timestamps: Timestamps = typer.Option(
         Timestamps.increasing, help="Event times: field (from the data), mtime (file), increasing, random."
     ),
-    start: str = typer.Option("2024-01-01", help="increasing/random: first event time (ISO or epoch ms)."),
+    start: str = typer.Option("2024-01-01", help="increasing/random: first event time (ISO 8601 or epoch seconds)."),
     step: str = typer.Option("1s", help="increasing: time between samples; random: mean spacing."),
     seed: int = typer.Option(0, help="random: seed."),
-    start_replay_at: str = typer.Option(None, help="Publish only samples with event time >= this."),
-    stop_replay_at: str = typer.Option(None, help="Publish only samples with event time < this."),
+    start_replay_at: str = typer.Option(None, help="Publish only samples with event time >= this (ISO or epoch s)."),
+    stop_replay_at: str = typer.Option(None, help="Publish only samples with event time < this (ISO or epoch s)."),
     partitions: int = typer.Option(4, min=1, help="Partitions of the sample topic (if it is created)."),
     rate: float = typer.Option(None, min=1, help="Publish at most this many samples per second."),
     bootstrap: str = Bootstrap,

@@ -1,6 +1,6 @@
 """Evaluation windows in event time, [start, end) in epoch ms, from Modyn's eval strategies.
 
->>> slicing = SlicingEvalStrategy(type="SlicingEvalStrategy", eval_every="1d", eval_start_from=0, eval_end_at=172800000)
+>>> slicing = SlicingEvalStrategy(type="SlicingEvalStrategy", eval_every="1d", eval_start_from=0, eval_end_at=172800)
 >>> static_windows(slicing)
 [(0, 86400000), (86400000, 172800000)]
 >>> between_triggers([100, 250], first=0, last=300)

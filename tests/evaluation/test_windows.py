@@ -22,14 +22,15 @@ def test_slicing_cuts_the_range_into_consecutive_windows_the_last_one_clipped():
 
 
 def test_periodic_windows_surround_each_point_by_the_interval():
-    strategy = PeriodicEvalStrategy(type="PeriodicEvalStrategy", every="1d", interval="[-1d; +2d]",
-                                    start_timestamp=0, end_timestamp=2 * DAY)  # fmt: skip
+    strategy = PeriodicEvalStrategy(
+        type="PeriodicEvalStrategy", every="1d", interval="[-1d; +2d]", start_timestamp=0, end_timestamp=2 * 86_400
+    )  # fmt: skip (seconds, as Modyn)
     assert static_windows(strategy) == [(-DAY, 2 * DAY), (0, 3 * DAY), (DAY, 4 * DAY)]
 
 
 def test_static_windows_are_the_intervals_as_given():
     strategy = StaticEvalStrategy(type="StaticEvalStrategy", intervals=[(0, 10), ("1970-01-02", "1970-01-03")])
-    assert static_windows(strategy) == [(0, 10), (DAY, 2 * DAY)]
+    assert static_windows(strategy) == [(0, 10_000), (DAY, 2 * DAY)], "integers are seconds, as in Modyn"
 
 
 def test_between_two_triggers_windows_cover_the_data_before_between_and_after_the_triggers():
