@@ -58,19 +58,25 @@ def evaluation(dataset: str) -> dict:
     }  # fmt: skip
 
 
+def selected(settings, store, tmp_path, dataset: str, partitions: int, labels=None):
+    """600 drifting digits (with `labels` if given) replayed, ingested, triggered twice and selected."""
+    data = generate("digits-drift", samples=600, seed=3)
+    source = SampleSource([x.tobytes() for x in data.x], data.y if labels is None else labels, data.t, data.t, "digits")
+    replay(settings, dataset, source, TimestampPolicy("field"), partitions=partitions)
+    config = digits_pipeline(dataset)
+    pid = register_pipeline(config, settings, store)
+    ingest_all(settings, store, dataset, partitions, 600)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    run_until_idle(lambda: TriggerService(settings, store))
+    run_until_idle(lambda: SelectorService(settings, store, artifacts))
+    return config, pid, artifacts
+
+
 @pytest.fixture
 def trained(kafka_settings, clickhouse_dsn, tmp_path):
     """600 drifting digits replayed, ingested, triggered twice, selected and trained (crashing once)."""
     store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
-    data = generate("digits-drift", samples=600, seed=3)
-    source = SampleSource([x.tobytes() for x in data.x], data.y, data.t, data.t, "digits")
-    replay(kafka_settings, "dig", source, TimestampPolicy("field"), partitions=2)
-    config = digits_pipeline("dig")
-    pid = register_pipeline(config, kafka_settings, store)
-    ingest_all(kafka_settings, store, "dig", 2, 600)
-    artifacts = ArtifactStore(tmp_path / "artifacts")
-    run_until_idle(lambda: TriggerService(kafka_settings, store))
-    run_until_idle(lambda: SelectorService(kafka_settings, store, artifacts))
+    config, pid, artifacts = selected(kafka_settings, store, tmp_path, "dig", partitions=2)
     fault = crashes_at(1)  # killed after storing the first model, before committing its event
     run_until_idle(lambda: TrainerService(kafka_settings, store, artifacts, fault=fault))
     codec = EventCodec()
@@ -184,17 +190,9 @@ def test_labels_the_model_cannot_take_are_left_out_and_named_and_the_stages_go_o
     # A label is any long in the sample schema; -2^63 and 10 are no class of a 10-class model. They crashed the
     # trainer on every restart (IndexError), stopping every pipeline it served.
     store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
-    data = generate("digits-drift", samples=600, seed=3)
-    labels = data.y.copy()
+    labels = generate("digits-drift", samples=600, seed=3).y.copy()
     labels[[5, 400]] = [-(2**63), 10]  # one in each trigger's new data
-    source = SampleSource([x.tobytes() for x in data.x], labels, data.t, data.t, "digits")
-    replay(kafka_settings, "bad", source, TimestampPolicy("field"), partitions=1)
-    config = digits_pipeline("bad")
-    pid = register_pipeline(config, kafka_settings, store)
-    ingest_all(kafka_settings, store, "bad", 1, 600)
-    artifacts = ArtifactStore(tmp_path / "artifacts")
-    run_until_idle(lambda: TriggerService(kafka_settings, store))
-    run_until_idle(lambda: SelectorService(kafka_settings, store, artifacts))
+    _, pid, artifacts = selected(kafka_settings, store, tmp_path, "bad", partitions=1, labels=labels)
     with TrainerService(kafka_settings, store, artifacts) as trainer:
         while trainer.step():
             pass
