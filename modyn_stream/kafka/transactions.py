@@ -5,7 +5,7 @@ of the batch are committed together, or neither is. The error contract follows
 confluent-kafka's (see its `examples/eos_transactions.py`): an abortable error aborts the
 transaction and rewinds the consumer to its committed offsets so the batch is processed again;
 a retriable commit error is retried; a fatal one (e.g. fenced by a newer instance with the same
-transactional id) is raised. Every call that waits on the broker has a timeout (`call_timeout_s`):
+transactional id) is raised. Every call that waits on the broker has a timeout (`CALL_TIMEOUT_S`):
 a broker that is away makes it raise a transient TransactionError instead of hanging forever, and the
 service restarts from its committed state once the broker is back (see `orchestration/restart.py`).
 """
