@@ -292,12 +292,12 @@ class NewDataStrategy(_Selection):
 
 class FreshnessSamplingStrategy(_Selection):
     name: Literal["FreshnessSamplingStrategy"]
-    unused_data_ratio: Annotated[float, Field(gt=0, lt=1)]
+    unused_data_ratio: Annotated[int, Field(ge=1, le=99, description="Percent of the set from unused data.")]
 
 
 class PresamplingConfig(Strict):
     strategy: Literal["Random", "RandomNoReplacement", "LabelBalanced", "TriggerBalanced", "No"] = "No"
-    ratio: Annotated[int, Field(ge=1, le=100)] = 100
+    ratio: Annotated[int, Field(ge=1, description="Of ratio_max: 50 of 100 is half, 125 of 1000 an eighth.")] = 100
     ratio_max: Annotated[int, Field(ge=1)] = 100
 
     @model_validator(mode="after")
@@ -311,9 +311,19 @@ class DownsamplingConfig(Strict):
     strategy: Literal[
         "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2", "No"
     ] = "No"
-    ratio: Annotated[int, Field(ge=1, le=100)] = 100
+    ratio: Annotated[int, Field(ge=1)] = 100
+    ratio_max: Annotated[int, Field(ge=1)] = 100
     sample_then_batch: bool = False
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_applied_yet(self) -> DownsamplingConfig:
+        if self.strategy != "No":  # accepted and not applied would train on all data while saying otherwise
+            raise ValueError(
+                f"{self.strategy} downsampling is not applied by this version (it would train on all the data): "
+                "use strategy: No"
+            )
+        return self
 
 
 class CoresetStrategy(_Selection):

@@ -215,11 +215,11 @@ def plan_selection(
 
 
 def _freshness(planner: _Planner, strategy: FreshnessSamplingStrategy) -> Plan:
-    """`unused_data_ratio` of the set from this trigger's new data, the rest from data trained on before."""
+    """`unused_data_ratio` percent of the set from this trigger's new data, the rest from data trained on before."""
     new_where, _ = planner.window(0, planner.index)
     new_count = planner.count(new_where)[None]
     total = new_count if strategy.limit == -1 else strategy.limit
-    fresh = min(new_count, round(total * strategy.unused_data_ratio))
+    fresh = min(new_count, (total * strategy.unused_data_ratio + 50) // 100)  # rounded half up, in integers
     new = planner.smallest(new_where, fresh, new_count)
     if planner.index == 0:
         return new

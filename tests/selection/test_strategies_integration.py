@@ -80,10 +80,13 @@ def test_coreset_random_and_label_balanced_presampling(store):
     chosen = keys(store, balanced, 2, seed=3)
     per_label = {label: sum(LABELS[int(key[1:])] == label for key in chosen) for label in range(4)}
     assert per_label == {0: 10, 1: 10, 2: 10, 3: 10}
+    per_mille = CoresetStrategy(name="CoresetStrategy",
+                                presampling_config={"strategy": "Random", "ratio": 125, "ratio_max": 1000})  # fmt: skip
+    assert len(keys(store, per_mille, 2, seed=3)) == 12  # Modyn's ratios: 125 of 1000 of 100 samples
 
 
 def test_freshness_mixes_unused_and_used_data(store):
-    strategy = FreshnessSamplingStrategy(name="FreshnessSamplingStrategy", unused_data_ratio=0.5, limit=20)
+    strategy = FreshnessSamplingStrategy(name="FreshnessSamplingStrategy", unused_data_ratio=50, limit=20)
     chosen = keys(store, strategy, 2, seed=4)
     assert len(chosen) == 20
     assert len(set(chosen) & k(*range(60, 100))) == 10 and len(set(chosen) & k(*range(60))) == 10
