@@ -67,7 +67,6 @@ def ingest(
     database: str = Database,
     max_batch: int = typer.Option(20_000, min=1, help="Most samples per ClickHouse insert."),
     max_wait: float = typer.Option(0.5, min=0.01, help="Longest a sample waits for its insert, in seconds."),
-    instance: str = typer.Option("0", help="Instance id, unique per running ingest (its group membership)."),
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
@@ -86,9 +85,7 @@ def ingest(
 
     _serve(
         "ingest", "waiting for samples", system,
-        build=lambda settings: IngestService(
-            settings, store, max_batch=max_batch, max_wait_s=max_wait, instance=instance
-        ),
+        build=lambda settings: IngestService(settings, store, max_batch=max_batch, max_wait_s=max_wait),
         step=IngestService.step, describe=describe, finish=IngestService.flush,
     )  # fmt: skip
 

@@ -118,7 +118,6 @@ class IngestService:
         max_wait_s: float = 0.5,
         codec: EventCodec | None = None,
         producer: EventProducer | None = None,
-        instance: str = "0",
         fault: Callable[[str], None] = lambda point: None,
     ) -> None:
         self.names = TopicNames(settings.namespace)
@@ -146,7 +145,6 @@ class IngestService:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             overrides={"topic.metadata.refresh.interval.ms": 2000},  # find new dataset topics quickly
-            instance_id=f"{settings.namespace}.ingest.{instance}",  # unique per running ingest
         )
         self.consumer.subscribe([f"^{settings.namespace.replace('.', '[.]')}[.]samples[.].+"])
 

@@ -63,9 +63,8 @@ class TransactionalProcessor:
         self.commit_retries = commit_retries
         self.transactional_id = transactional_id
         self.consumer = BatchConsumer(
-            settings, group_id, isolation_level="read_committed", overrides=consumer_overrides,
-            instance_id=transactional_id,  # unique per instance, as the transactional id must be
-        )  # fmt: skip
+            settings, group_id, isolation_level="read_committed", overrides=consumer_overrides
+        )
         self.producer = EventProducer(settings, transactional_id=transactional_id)
         self._initialised = False
         self._input_topics = list(input_topics)

@@ -108,8 +108,10 @@ class _Services:
 
     def __init__(self, settings: KafkaSettings, store: MetadataStore, artifacts: ArtifactStore, handshakes, carried,
                  trust: CodeTrust):  # fmt: skip
-        self.settings, self.store = settings, store
+        self.settings, self.store, self.artifacts, self.trust = settings, store, artifacts, trust
+        self.handshakes = handshakes
         self.carried = carried  # evaluated, selector/trainer/evaluator dead letters of earlier instances
+        self.closed = False
         self.ingest: IngestService | None = None
         self.trigger = TriggerService(settings, store)
         self.selector = SelectorService(settings, store, artifacts)
@@ -138,7 +140,25 @@ class _Services:
         return {name: self.carried.get(name, 0) + value for name, value in mine.items()}
 
     def all(self) -> list:
-        return [s for s in (self.ingest, self.trigger, self.selector, self.trainer, self.evaluator) if s is not None]
+        """The stages still open."""
+        stages = (self.ingest, self.trigger, self.selector, self.trainer, self.evaluator)
+        return [] if self.closed else [s for s in stages if s is not None]
+
+    def rebuilt(self, failure: Exception, restarts: Restarts, stop: Callable[[], bool]) -> _Services | None:
+        """After `failure`: these stages closed without waiting on the broker, and new ones once it answers
+        (None if the run is stopped meanwhile). Raises `failure` if it was not the broker's."""
+        close_all(reversed(self.all()), abandon=True)
+        self.closed = True
+        while True:
+            restarts.recover(failure)
+            if stop():
+                return None
+            try:
+                fresh = _Services(self.settings, self.store, self.artifacts, self.handshakes, self.counts(), self.trust)
+                fresh.add_ingest()
+                return fresh
+            except Exception as exc:  # the broker went away again while the stages started
+                failure = exc
 
 
 def run_pipeline(
@@ -213,10 +233,7 @@ def run_pipeline(
                 ended = services.trigger.stream_ended(dataset)
                 restarts.succeeded()
             except Exception as exc:
-                close_all(reversed(services.all()), abandon=True)
-                restarts.recover(exc)  # raises unless the broker was away and answers again
-                services = _Services(settings, store, artifacts, handshakes, services.counts(), trust)
-                services.add_ingest()
+                services = services.rebuilt(exc, restarts, stop) or services  # closed if stopped meanwhile
                 progress.phase = "running"
                 quiet_since, counted = None, False  # waiting for the broker was not idling
                 continue
@@ -247,10 +264,14 @@ def run_pipeline(
                     break
         else:
             progress.notes.append("interrupted: run again to resume")
-        if not stop() and config.evaluation:
+        while not stop() and config.evaluation:
             progress.phase = "evaluating (after pipeline)"
             update(progress)
-            services.evaluator.evaluate_pipeline(config, pid)
+            try:
+                services.evaluator.evaluate_pipeline(config, pid)
+                break
+            except Exception as exc:
+                services = services.rebuilt(exc, restarts, stop) or services
         if restarts.count:
             progress.notes.append(f"Kafka went away {restarts.count} time(s); every stage resumed from its commits")
         progress.phase = "done"

@@ -12,7 +12,7 @@ import uuid
 
 import numpy as np
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from modyn_stream.events import EventCodec
 from modyn_stream.ingest.service import IngestService
@@ -320,7 +320,12 @@ def test_closing_while_the_group_hands_out_partitions_raises_nothing(kafka_setti
     deadline = time.monotonic() + 30
     service.step()  # sends the join; the assignment arrives with a later poll
     while True:
-        description = admin.describe_consumer_groups([group])[group].result()
+        try:
+            description = admin.describe_consumer_groups([group])[group].result()
+        except KafkaException as exc:  # a new group's coordinator may not be known or loaded yet
+            settling = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+            assert exc.args[0].code() in settling and time.monotonic() < deadline, exc
+            continue
         if description.state == ConsumerGroupState.STABLE and description.members[0].assignment.topic_partitions:
             break
         assert time.monotonic() < deadline, f"the group did not settle: {description.state}"
