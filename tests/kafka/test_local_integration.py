@@ -61,6 +61,8 @@ def test_up_down_up_keeps_topics_data_and_address(tmp_path):
 def test_an_independent_client_round_trips_through_the_local_broker(kafka_bootstrap_server):
     kcat = shutil.which("kcat")
     assert kcat, "CI installs kcat (apt-get install kcat) for this test"
+    # Made on purpose: the broker creates no topic on a client's first produce (auto.create.topics.enable=false).
+    TopicAdmin(KafkaSettings(bootstrap_servers=kafka_bootstrap_server)).ensure([TopicSpec("kcat-roundtrip", 1)])
     produce = subprocess.run(
         [kcat, "-b", kafka_bootstrap_server, "-t", "kcat-roundtrip", "-P", "-K:"],
         input="k1:hello\nk2:world\n",
