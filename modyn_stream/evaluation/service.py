@@ -4,8 +4,8 @@ On each ModelVersionEvent the `after_training` handlers name windows (per strate
 them this model is scored on (`models`: matrix = all, active = from its trigger boundary on,
 training = those overlapping the data it was newly trained on). The event is handled only once those
 windows are complete (the dataset's watermark has passed their ends, or its stream ended): until
-then it stays uncommitted, so a window partly ingested is never scored (see `ready`). Samples are read by offset like
-the trainer's, once per dataset for all windows together; the model runs over them once and every
+then it stays uncommitted, so a window partly ingested is never scored (see `ready`). Samples are
+read by offset like the trainer's, once per dataset for all windows together; the model runs over them once and every
 window's metrics are computed from those outputs. The rows go to ClickHouse `evaluations` (keyed
 by model, dataset, window and metric, so a retry replaces them) and the EvaluationEvents commit
 in the same Kafka transaction as the model event's offset. `after_pipeline` handlers run through
@@ -101,8 +101,7 @@ class EvaluatorService(TransactionalStage):
         rows however fast ingest, training and evaluation run."""
         event = decoded.record
         config = registered_pipeline(self.store, event["pipeline_id"])
-        handlers = [h for h in (config.evaluation.handlers if config and config.evaluation else [])
-                    if h.execution_time == "after_training"]  # fmt: skip
+        handlers = _handlers(config, "after_training") if config else []
         if not handlers:
             return True  # nothing to wait for (an unregistered pipeline is a dead letter at once)
         datasets = {config.data.dataset_id, *(d for h in handlers for d in h.datasets)}
@@ -147,8 +146,7 @@ class EvaluatorService(TransactionalStage):
     def evaluate_pipeline(self, config: PipelineConfig, pid: str) -> int:
         """Run the `after_pipeline` handlers over every stored model of the pipeline and publish their
         events, unless that was done before; return how many metric values were published now."""
-        handlers = config.evaluation.handlers if config.evaluation else []
-        if not any(h.execution_time == "after_pipeline" for h in handlers):
+        if not _handlers(config, "after_pipeline"):
             return 0  # nothing to publish, so no need to read the topic for the marker
         if self._after_pipeline_published(pid):
             return 0
@@ -181,8 +179,7 @@ class EvaluatorService(TransactionalStage):
 
     def evaluate(self, config: PipelineConfig, event: dict, execution_time: str) -> list[dict]:
         """Score one model on every window its handlers give it; write and return the rows."""
-        handlers = [h for h in (config.evaluation.handlers if config.evaluation else [])
-                    if h.execution_time == execution_time]  # fmt: skip
+        handlers = _handlers(config, execution_time)
         self.left_out = []
         if not handlers:
             return []
@@ -293,6 +290,11 @@ class EvaluatorService(TransactionalStage):
     def close(self, abandon: bool = False) -> None:
         super().close(abandon)
         self.fetchers.close()
+
+
+def _handlers(config: PipelineConfig, execution_time: str) -> list[EvalHandler]:
+    """The pipeline's evaluation handlers that run at `execution_time`."""
+    return [h for h in (config.evaluation.handlers if config.evaluation else []) if h.execution_time == execution_time]
 
 
 def _scored(models: str, window: Window, mine: int, before: int | None, after: int | None) -> bool:
