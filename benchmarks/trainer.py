@@ -47,7 +47,7 @@ def images(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_config(batch_size: int, device: str):
-    from modyn_stream.pipeline.config import TrainingSection
+    from modyn_stream.pipeline.schema.training import TrainingSection
 
     return TrainingSection.model_validate({
         "device": device, "batch_size": batch_size, "epochs_per_trigger": 1, "seed": 0, "amp": device != "cpu",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from modyn_stream.pipeline.config import Metric
+from modyn_stream.pipeline.schema.evaluation import Metric
 
 
 def metric_name(metric: Metric) -> str:

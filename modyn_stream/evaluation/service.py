@@ -38,8 +38,9 @@ from modyn_stream.kafka.stage import TransactionalStage
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames
 from modyn_stream.kafka.transactions import produce_in_transaction, transactional_producer
 from modyn_stream.metadata import MetadataStore
-from modyn_stream.pipeline.config import BetweenTwoTriggersEvalStrategy, EvalHandler, PipelineConfig
+from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
+from modyn_stream.pipeline.schema.evaluation import BetweenTwoTriggersEvalStrategy, EvalHandler
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import SCHEMA, numeric
 from modyn_stream.training.decoders import build_decoder

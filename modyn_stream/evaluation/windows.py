@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from modyn_stream.pipeline.config import (
+from modyn_stream.pipeline.schema.evaluation import (
     BetweenTwoTriggersEvalStrategy,
     PeriodicEvalStrategy,
     SlicingEvalStrategy,

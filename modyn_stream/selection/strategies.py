@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.metadata import MetadataStore
-from modyn_stream.pipeline.config import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
+from modyn_stream.pipeline.schema.selection import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from modyn_stream.pipeline.config import LrScheduler, OptimizationCriterion, OptimizerConfig, TrainingSection
+from modyn_stream.pipeline.schema.training import LrScheduler, OptimizationCriterion, OptimizerConfig, TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.exceptions import TrainingError
 

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 
 from modyn_stream.artifacts import ArtifactError, ArtifactStore, sha256_file, verified
-from modyn_stream.pipeline.config import ModelStorageSection
+from modyn_stream.pipeline.schema.model import ModelStorageSection
 
 _ZIP_MEMBER = "model.pt"
 LOAD_ERRORS = (OSError, RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)  # an unusable file

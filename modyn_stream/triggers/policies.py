@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from modyn_stream.pipeline.config import AtLeastN, DataAmountTrigger, EnsembleTrigger, TimeTrigger
+from modyn_stream.pipeline.schema.triggers import AtLeastN, DataAmountTrigger, EnsembleTrigger, TimeTrigger
 
 
 @dataclass(frozen=True, order=True)

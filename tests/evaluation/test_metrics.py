@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modyn_stream.evaluation.metrics import accuracy, compute, f1_score, loss, metric_name, roc_auc
-from modyn_stream.pipeline.config import Metric
+from modyn_stream.pipeline.schema.evaluation import Metric
 
 
 def random_case(seed: int, n: int = 200, classes: int = 4):

@@ -3,7 +3,7 @@
 import pytest
 
 from modyn_stream.evaluation.windows import between_triggers, static_windows, windows_for
-from modyn_stream.pipeline.config import (
+from modyn_stream.pipeline.schema.evaluation import (
     BetweenTwoTriggersEvalStrategy,
     PeriodicEvalStrategy,
     SlicingEvalStrategy,

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modyn_stream.pipeline.config import DataAmountTrigger, EnsembleTrigger, TimeTrigger
 from modyn_stream.pipeline.loading import PipelineConfigError, load_pipeline, pipeline_id, validate_data, validate_text
+from modyn_stream.pipeline.schema.triggers import DataAmountTrigger, EnsembleTrigger, TimeTrigger
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 BASE = yaml.safe_load(EXAMPLES[0].read_text()) if EXAMPLES else {}

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from modyn_stream.metadata import MetadataStore
-from modyn_stream.pipeline.config import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
+from modyn_stream.pipeline.schema.selection import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
 from modyn_stream.selection.strategies import SelectionError, materialize, select
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from modyn_stream.artifacts import ArtifactStore
-from modyn_stream.pipeline.config import TrainingSection
+from modyn_stream.pipeline.schema.training import TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.fetch import PayloadCache
 from modyn_stream.training.loop import _batches, train

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from modyn_stream.artifacts import ArtifactError, ArtifactStore
-from modyn_stream.pipeline.config import ModelStorageSection
+from modyn_stream.pipeline.schema.model import ModelStorageSection
 from modyn_stream.training.model_store import StoredVersion, load_model, model_path, save_model
 
 

@@ -2,7 +2,7 @@
 
 import bisect
 
-from modyn_stream.pipeline.config import DataAmountTrigger, EnsembleTrigger, TimeTrigger
+from modyn_stream.pipeline.schema.triggers import DataAmountTrigger, EnsembleTrigger, TimeTrigger
 from modyn_stream.triggers.policies import START, Boundary, next_firing
 
 

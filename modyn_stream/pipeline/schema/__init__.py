@@ -1,0 +1,1 @@
+"""The pipeline YAML's sections as typed models, one module per section."""
