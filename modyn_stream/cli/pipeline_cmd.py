@@ -18,6 +18,7 @@ def validate(
 ) -> None:
     """Report every problem of a pipeline file at once, each with its YAML path."""
     from modyn_stream.pipeline.loading import PipelineConfigError, load_pipeline, pipeline_id
+    from modyn_stream.pipeline.notes import pipeline_notes
     from modyn_stream.pipeline.system import load_system_config
 
     system = load_system_config(config)
@@ -30,6 +31,8 @@ def validate(
         raise typer.Exit(1) from None
     pid = pipeline_id(loaded)[0]
     out.print(f"{pipeline}: OK — pipeline {loaded.pipeline.name!r}, id {pid}", highlight=False)
+    for note in pipeline_notes(loaded):
+        out.print(f"{pipeline}: note: {note}", highlight=False, markup=False)
     if register:
         from modyn_stream.kafka.connect import connected
         from modyn_stream.metadata import MetadataStore

@@ -31,12 +31,18 @@ def run(
     from modyn_stream.kafka.connect import connected
     from modyn_stream.kafka.consumer import ShutdownFlag
     from modyn_stream.orchestration.run import RunProgress, run_pipeline
-    from modyn_stream.pipeline.loading import load_pipeline
+    from modyn_stream.pipeline import checks
+    from modyn_stream.pipeline.loading import PipelineConfigError, load_pipeline
+    from modyn_stream.pipeline.notes import pipeline_notes
     from modyn_stream.pipeline.system import load_system_config
     from modyn_stream.report import write_report
 
     trust = load_system_config().code_trust(trust_code)
     config = load_pipeline(pipeline, trust)  # every problem at once, before anything starts
+    if missing := checks.device_problems(config):
+        raise PipelineConfigError(str(pipeline), missing)  # this process trains and evaluates
+    for note in pipeline_notes(config):
+        err.print(f"{pipeline}: note: {note}", highlight=False, markup=False)
     shutdown = ShutdownFlag()
 
     def table(progress: RunProgress) -> Table:

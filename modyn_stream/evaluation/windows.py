@@ -17,7 +17,7 @@ from modyn_stream.pipeline.schema.evaluation import (
     SlicingEvalStrategy,
     StaticEvalStrategy,
 )
-from modyn_stream.timeutil import parse_duration, parse_interval, parse_time
+from modyn_stream.timeutil import EARLIEST_MS, LATEST_MS, parse_duration, parse_interval, parse_time
 
 Window = tuple[int, int]
 
@@ -34,9 +34,12 @@ def static_windows(strategy) -> list[Window]:
     if isinstance(strategy, PeriodicEvalStrategy):
         left, right = parse_interval(strategy.interval)
         start, end = parse_time(strategy.start_timestamp), parse_time(strategy.end_timestamp)
-        return [(t + left, t + right) for t in range(start, end + 1, parse_duration(strategy.every))]
-    if isinstance(strategy, StaticEvalStrategy):
-        return [(parse_time(a), parse_time(b)) for a, b in strategy.intervals]
+        return [
+            (EARLIEST_MS if left is None else t + left, LATEST_MS if right is None else t + right)
+            for t in range(start, end + 1, parse_duration(strategy.every))
+        ]
+    if isinstance(strategy, StaticEvalStrategy):  # an open end (None) runs to the end of the data
+        return [(parse_time(a), LATEST_MS if b is None else parse_time(b)) for a, b in strategy.intervals]
     raise TypeError(f"{type(strategy).__name__} needs the triggers: use between_triggers")
 
 

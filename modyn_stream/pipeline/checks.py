@@ -35,28 +35,36 @@ def too_large(data: Any, where: str = "") -> list[str]:
 
 
 def optimizer_problems(config: PipelineConfig) -> list[str]:
-    """Each optimizer and scheduler built by torch on a stand-in parameter: torch refuses what it cannot use
-    (a negative learning rate, an unknown argument, which a parameter group would silently carry) here."""
+    """Each optimizer, the loss and the scheduler built by torch on a stand-in parameter: torch refuses what it
+    cannot use (an unknown name or argument, a negative learning rate) here, not in the trainer."""
     import torch
 
-    problems, built = [], {}
-    for i, optimizer in enumerate(config.training.optimizers):
+    from modyn_stream.training.exceptions import TrainingError
+    from modyn_stream.training.loop import build_criterion, optimizer_class
+    from modyn_stream.training.schedulers import build_scheduler
+
+    training, problems, built = config.training, [], {}
+    for i, optimizer in enumerate(training.optimizers):
+        try:
+            kind = optimizer_class(optimizer)
+        except TrainingError as exc:
+            problems.append(f"training.optimizers[{i}].algorithm: {exc}")
+            continue
         for j, group in enumerate(optimizer.param_groups):
             where = f"training.optimizers[{i}].param_groups[{j}].config"
             try:  # as keyword arguments: torch checks those values (in a parameter group it would take any)
-                built[optimizer.name] = getattr(torch.optim, optimizer.algorithm)(
-                    [torch.zeros(1, requires_grad=True)], **group.config
-                )
+                built[optimizer.name] = kind([torch.zeros(1, requires_grad=True)], **group.config)
             except (TypeError, ValueError) as exc:
                 problems.append(f"{where}: {optimizer.algorithm} refuses it: {exc}")
-    scheduler = config.training.lr_scheduler
-    if scheduler is not None and not problems:
-        options = {"total_steps": 1, **scheduler.config} if scheduler.name == "OneCycleLR" else scheduler.config
-        for name in scheduler.optimizers:
-            try:
-                getattr(torch.optim.lr_scheduler, scheduler.name)(built[name], **options)
-            except (TypeError, ValueError, KeyError) as exc:
-                problems.append(f"training.lr_scheduler.config: {scheduler.name} refuses it: {exc}")
+    try:
+        build_criterion(training.optimization_criterion)
+    except TrainingError as exc:
+        problems.append(f"training.optimization_criterion: {exc}")
+    if training.lr_scheduler is not None and not problems:
+        try:
+            build_scheduler(training.lr_scheduler, built, 1, 1)
+        except TrainingError as exc:
+            problems.append(f"training.lr_scheduler: {exc}")
     return problems
 
 

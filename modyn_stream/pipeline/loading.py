@@ -146,10 +146,13 @@ def validate_data(
         return None, problems + [describe(e) for e in exc.errors()]
     problems += model_problems(config.model.id, config.model.config)
     if not problems:
-        problems += checks.optimizer_problems(config) + checks.device_problems(config)
+        problems += checks.optimizer_problems(config)
         problems += checks.decoder_problems(config, base)
     references = [("model.id", config.model.id)] if ":" in config.model.id else []
-    for field, reference in references + config.data.code_references():
+    references += config.data.code_references("data")
+    for i, dataset in enumerate(config.evaluation.datasets if config.evaluation else []):
+        references += dataset.code_references(f"evaluation.datasets[{i}]")
+    for field, reference in references:
         if refusal := trust.refusal(reference, field):
             problems.append(f"{field}: {refusal.removeprefix(field + ' ')}")
     return (None if problems else config), problems

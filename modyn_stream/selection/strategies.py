@@ -129,11 +129,10 @@ class _Planner:
         return Plan(f"SELECT {COLUMNS} FROM samples AS s WHERE {where} AND {RANK} <= {{{name}:UInt64}}", self.params,
                     k, exact)  # fmt: skip
 
-    def balanced(self, where: str, group: str, counts: dict, target: int) -> Plan:
-        """The same number from every group (fewer where a group has fewer), chosen by the seeded hash."""
+    def balanced(self, where: str, group: str, counts: dict, quota: int) -> Plan:
+        """`quota` rows from every group (all of a group with fewer), chosen by the seeded hash."""
         if not counts:
             return self.smallest(where, 0, 0)
-        quota = math.ceil(target / len(counts))
         keys = sorted(counts)
         size = sum(min(quota, n) for n in counts.values())
         exact = f"SELECT {COLUMNS} FROM samples AS s WHERE {where} ORDER BY {group}, {RANK} LIMIT {quota} BY {group}"
@@ -155,6 +154,35 @@ class _Planner:
         self.params["cuts"] = [found[g][1] if counts[g] > quota else _ALL for g in keys]
         cut = f"{RANK} <= transform({group}, {{groups:Array(Int64)}}, {{cuts:Array(UInt64)}}, toUInt64(0))"
         return Plan(f"SELECT {COLUMNS} FROM samples AS s WHERE {where} AND {cut}", self.params, size, exact)
+
+
+def fair_share(capacity: int, requests: list[int]) -> int:
+    """Modyn's fair share of `capacity` among groups of `requests` rows: the equal share that groups with
+    fewer rows leave to the others (water-filling)."""
+    remaining = list(requests)
+    while remaining:
+        share = capacity // len(remaining)
+        small = [n for n in remaining if n <= share]
+        if not small or len(small) == len(remaining):
+            return share
+        capacity -= sum(small)
+        remaining = [n for n in remaining if n > share]
+    return 0
+
+
+def _balanced(planner: _Planner, where: str, group: str, counts: dict, target: int, config) -> Plan:
+    """Class or trigger balancing as Modyn's: each group its fair share; `force_required_target_size` tops up
+    to exactly `target` (dropping the latest rows past it), `force_column_balancing` gives every group as many
+    as the smallest has."""
+    share = fair_share(target, list(counts.values()))
+    if config.force_required_target_size and sum(min(n, share) for n in counts.values()) < target:
+        plan = planner.balanced(where, group, counts, share + 1)
+        order = "ORDER BY event_time, key"  # the same rows whatever the partitioning
+        return Plan(f"SELECT * FROM ({plan.sql}) {order} LIMIT {target}", plan.params, min(target, plan.size),
+                    f"SELECT * FROM ({plan.exact_sql}) {order} LIMIT {target}")  # fmt: skip
+    if config.force_column_balancing and counts:
+        share = min(share, *counts.values())
+    return planner.balanced(where, group, counts, share)
 
 
 def _missed(exact: str, params: dict, size: int) -> Plan:
@@ -194,12 +222,14 @@ def plan_selection(
             return Plan(sql, planner.params, k, sql)
         return planner.smallest(where, k, total)
     config = strategy.presampling_config
+    if trigger_index < strategy.warmup_triggers:  # Modyn's warmup: the whole window, no presampling
+        config = config.model_copy(update={"strategy": "No"})
     target = total if config.strategy == "No" else total * config.ratio // config.ratio_max
     target = target if strategy.limit == -1 else min(strategy.limit, target)
     if config.strategy in ("No", "Random"):
         return planner.smallest(where, target, total)
     if group is not None:
-        return planner.balanced(where, group, counts, target)
+        return _balanced(planner, where, group, counts, target, config)
     if config.strategy == "RandomNoReplacement":
         # Least-used first: no sample is drawn a (k+1)-th time before every candidate was drawn k times.
         uses = (

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from modyn_stream.pipeline.schema.training import LrScheduler, OptimizationCriterion, OptimizerConfig, TrainingSection
+from modyn_stream.pipeline.schema.training import OptimizationCriterion, OptimizerConfig, TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.exceptions import TrainingError
+from modyn_stream.training.schedulers import build_scheduler
 
+CLASS_INDEX_LOSSES = {"CrossEntropyLoss", "NLLLoss", "MultiMarginLoss"}  # targets are class indices
 Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, labels, per-sample weights
 
 
@@ -42,41 +44,54 @@ def preload_optimizers() -> None:
     importlib.import_module("torch._dynamo")
 
 
-def build_optimizers(model: nn.Module, configs: list[OptimizerConfig]) -> dict[str, torch.optim.Optimizer]:
+def submodule(model: nn.Module, path: str) -> nn.Module:
+    """Modyn's parameter-group `module`: 'model' is the whole model, 'model.a.b' (or 'a.b') a submodule."""
+    parts = path.split(".")
+    if parts[0] == "model":
+        parts = parts[1:]
+    module = model
+    for part in parts:
+        module = getattr(module, part, None)
+        if not isinstance(module, nn.Module):
+            raise TrainingError(f"the model has no submodule {path!r}")
+    return module
+
+
+def optimizer_class(config: OptimizerConfig) -> type[torch.optim.Optimizer]:
+    kind = getattr(torch.optim, "SGD" if config.source == "APEX" else config.algorithm, None)
+    if not isinstance(kind, type) or not issubclass(kind, torch.optim.Optimizer):
+        raise TrainingError(f"optimizer {config.name}: {config.algorithm!r} is not a torch.optim optimizer")
+    return kind
+
+
+def build_optimizers(
+    model: nn.Module, configs: list[OptimizerConfig], device: torch.device | None = None
+) -> dict[str, torch.optim.Optimizer]:
     optimizers = {}
     for config in configs:
         groups = []
         for group in config.param_groups:
-            module = model if group.module == "model" else getattr(model, group.module, None)
-            if not isinstance(module, nn.Module):
-                raise TrainingError(f"optimizer {config.name}: the model has no submodule {group.module!r}")
+            try:
+                module = submodule(model, group.module)
+            except TrainingError as exc:
+                raise TrainingError(f"optimizer {config.name}: {exc}") from None
             groups.append({"params": list(module.parameters()), **group.config})
+        fused = {"fused": True} if config.source == "APEX" and device is not None and device.type == "cuda" else {}
         try:
-            optimizers[config.name] = getattr(torch.optim, config.algorithm)(groups)
-        except (TypeError, ValueError) as exc:
+            optimizers[config.name] = optimizer_class(config)(groups, **fused)
+        except (TypeError, ValueError, RuntimeError) as exc:
             raise TrainingError(f"optimizer {config.name} ({config.algorithm}): {exc}") from None
     return optimizers
 
 
 def build_criterion(config: OptimizationCriterion) -> nn.Module:
+    kind = getattr(nn, config.name, None)
+    if not isinstance(kind, type) or not issubclass(kind, nn.modules.loss._Loss):
+        raise TrainingError(f"optimization_criterion {config.name!r} is not a torch.nn loss")
     try:
-        return getattr(nn, config.name)(reduction="none", **config.config)
+        return kind(reduction="none", **config.config)
     except TypeError as exc:
         raise TrainingError(f"optimization_criterion {config.name}: {exc}") from None
-
-
-def build_scheduler(config: LrScheduler | None, optimizers: dict, steps_per_epoch: int, epochs: int):
-    if config is None:
-        return []
-    options = dict(config.config)
-    if config.name == "OneCycleLR":
-        options.setdefault("total_steps", max(1, steps_per_epoch * epochs if config.step_every == "batch" else epochs))
-    try:
-        return [
-            getattr(torch.optim.lr_scheduler, config.name)(optimizers[name], **options) for name in config.optimizers
-        ]
-    except (TypeError, ValueError) as exc:
-        raise TrainingError(f"lr_scheduler {config.name}: {exc}") from None
 
 
 def train(
@@ -88,16 +103,18 @@ def train(
     num_samples: int,
     device: torch.device,
     checkpointer: Checkpointer | None = None,
+    use_weights: bool = False,
 ) -> TrainOutcome:
+    """Train `model` on the chunks; with `use_weights` each sample's loss is scaled by its selector weight."""
     seed = (config.seed or 0) * 1_000_003 + trigger_index
     model.to(device).train()
-    optimizers = build_optimizers(model, config.optimizers)
+    optimizers = build_optimizers(model, config.optimizers, device)
     criterion = build_criterion(config.optimization_criterion)
     per_epoch = num_samples // config.batch_size if config.drop_last_batch else -(-num_samples // config.batch_size)
     schedulers = build_scheduler(config.lr_scheduler, optimizers, per_epoch, config.epochs_per_trigger)
     per_batch = config.lr_scheduler is not None and config.lr_scheduler.step_every == "batch"
     amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp, **(config.grad_scaler_config or {}))
     budget = (
         config.num_samples_to_pass[min(trigger_index, len(config.num_samples_to_pass) - 1)]
         if config.num_samples_to_pass
@@ -124,9 +141,8 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=amp):
                 output = model(x)
-                loss = (
-                    criterion(output, _target(y, config.optimization_criterion, output)).reshape(len(x), -1).mean(1) * w
-                ).mean()
+                per_sample = criterion(output, _target(y, config.optimization_criterion, output)).reshape(len(x), -1)
+                loss = (per_sample.mean(1) * w if use_weights else per_sample.mean(1)).mean()
             scaler.scale(loss).backward()
             for optimizer in optimizers.values():
                 scaler.step(optimizer)
@@ -184,7 +200,7 @@ def _restore(saved: dict, model, optimizers, schedulers, scaler, outcome, device
 
 
 def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Tensor) -> torch.Tensor:
-    if criterion.name == "CrossEntropyLoss":
+    if criterion.name in CLASS_INDEX_LOSSES:
         return y.long()
     return y.to(output.dtype).reshape(output.shape)
 

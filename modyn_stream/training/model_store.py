@@ -72,7 +72,7 @@ def save_model(
             "base": {"file": base.path.name, "sha256": base.sha256},
             "metadata": {**metadata, "delta_depth": depth},
         }
-        compression = _compression(incremental.zip, "ZIP_DEFLATED")
+        compression = _compression(incremental.zip, incremental.zip_algorithm)
     # Serialised in memory: torch names the records inside its zip after the file written to, and that
     # temporary name (with the pid) would make the same weights give other bytes in every process.
     buffer = io.BytesIO()

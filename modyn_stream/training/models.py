@@ -117,7 +117,7 @@ class TabularDLRM(nn.Module):
         self._pairs = torch.triu_indices(fields, fields, offset=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dense = self.bottom(x[:, : self.num_dense])
+        dense = self.bottom(x[:, : self.num_dense].float())  # float64 from the criteo decoder: exact ids
         ids = x[:, self.num_dense :].long()
         vectors = torch.stack([dense, *(emb(ids[:, i]) for i, emb in enumerate(self.embeddings))], dim=1)
         dots = torch.bmm(vectors, vectors.transpose(1, 2))[:, self._pairs[0], self._pairs[1]]

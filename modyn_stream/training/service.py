@@ -112,7 +112,7 @@ class TrainerService(TransactionalStage):
         if parent is not None:
             model.load_state_dict(base.state_dict)
         elif training.initial_model == "pretrained":
-            model.load_state_dict(load_model(Path(training.initial_model_path).resolve().as_uri())[0])
+            model.load_state_dict(self._initial_state(training))
         data = config.data
         decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust)
         loader = ChunkLoader(self.fetchers[event["dataset"]], decoder, manifest)
@@ -121,6 +121,7 @@ class TrainerService(TransactionalStage):
             outcome = train(
                 model, loader, training, trigger_index=index, num_samples=manifest.num_rows,
                 device=_device(training.device), checkpointer=checkpointer,
+                use_weights=config.selection_strategy.uses_weights,
             )  # fmt: skip
         except IndexError as exc:  # a model without num_classes in its config, given a label it has no class for
             raise TrainingError(f"a label does not fit the model's outputs: {exc}") from None
@@ -182,6 +183,18 @@ class TrainerService(TransactionalStage):
         return Checkpointer(
             self.artifacts, path, identity, checkpointing.interval, after_save=lambda: self.fault("after_checkpoint")
         )
+
+    def _initial_state(self, training) -> dict:
+        """The pretrained start: a stored model version (`initial_model_id`) or a model file."""
+        if training.initial_model_path is not None:
+            return load_model(Path(training.initial_model_path).resolve().as_uri())[0]
+        rows = self.store.query(
+            "SELECT model_uri, model_sha256 FROM models FINAL WHERE model_id = {m:String} LIMIT 1",
+            {"m": training.initial_model_id},
+        )
+        if not rows:
+            raise TrainingError(f"training.initial_model_id: no stored model version {training.initial_model_id!r}")
+        return load_model(rows[0][0], rows[0][1])[0]
 
     def _previous(self, pid: str, index: int) -> tuple[str, str, str] | None:
         """The pipeline's latest version before this trigger: (model id, URI, sha256)."""

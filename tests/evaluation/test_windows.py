@@ -9,6 +9,7 @@ from modyn_stream.pipeline.schema.evaluation import (
     SlicingEvalStrategy,
     StaticEvalStrategy,
 )
+from modyn_stream.timeutil import EARLIEST_MS, LATEST_MS
 
 DAY = 86_400_000
 
@@ -25,7 +26,25 @@ def test_periodic_windows_surround_each_point_by_the_interval():
     strategy = PeriodicEvalStrategy(
         type="PeriodicEvalStrategy", every="1d", interval="[-1d; +2d]", start_timestamp=0, end_timestamp=2 * 86_400
     )  # fmt: skip (seconds, as Modyn)
-    assert static_windows(strategy) == [(-DAY, 2 * DAY), (0, 3 * DAY), (DAY, 4 * DAY)]
+    # ']' includes the bound, as in Modyn: a sample at exactly +2d is in (the window ends 1 ms later)
+    assert static_windows(strategy) == [(-DAY, 2 * DAY + 1), (0, 3 * DAY + 1), (DAY, 4 * DAY + 1)]
+
+
+@pytest.mark.parametrize(
+    ("interval", "window"),
+    [("(-1d; +1d)", (-DAY + 1, DAY)), ("[-1d; +0d)", (-DAY, 0)), ("[-inf; +1d)", (EARLIEST_MS, DAY)),
+     ("(-1d, +inf]", (-DAY + 1, LATEST_MS))],
+)  # fmt: skip
+def test_periodic_bounds_follow_modyn_brackets_and_inf(interval, window):
+    strategy = PeriodicEvalStrategy(
+        type="PeriodicEvalStrategy", every="1d", interval=interval, start_timestamp=0, end_timestamp=0
+    )
+    assert static_windows(strategy) == [window]
+
+
+def test_static_intervals_may_be_open_ended():
+    strategy = StaticEvalStrategy(type="StaticEvalStrategy", intervals=[(0, None)])
+    assert static_windows(strategy) == [(0, LATEST_MS)]
 
 
 def test_static_windows_are_the_intervals_as_given():

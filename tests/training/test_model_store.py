@@ -38,8 +38,8 @@ def _versions(count: int, seed: int = 0) -> list[dict]:
 def test_every_version_of_a_delta_chain_loads_exactly(tmp_path, operator, zipped):
     artifacts = ArtifactStore(tmp_path)
     storage = ModelStorageSection.model_validate(
-        {"incremental_model_strategy": {"name": "WeightsDifference", "operator": operator, "zip": zipped},
-         "full_model_interval": 3}
+        {"incremental_model_strategy": {"name": "WeightsDifference", "config": {"operator": operator}, "zip": zipped,
+                                        "full_model_interval": 3}}
     )  # fmt: skip
     saved, base = [], None
     for index, state in enumerate(_versions(7)):
@@ -61,7 +61,7 @@ def test_deltas_of_small_changes_compress_below_a_full_model(tmp_path):
     first, second = _versions(2)
     full = save_model(artifacts, tmp_path / "full.pt", first, {})
     storage = ModelStorageSection.model_validate(
-        {"incremental_model_strategy": {"operator": "xor", "zip": True}}
+        {"incremental_model_strategy": {"config": {"operator": "xor"}, "zip": True}}
     )  # fmt: skip
     save_model(artifacts, tmp_path / "delta.pt", second, {}, storage=storage,
                base=StoredVersion(tmp_path / "full.pt", full, first, {}))  # fmt: skip
@@ -72,7 +72,7 @@ def test_a_delta_whose_base_changed_is_refused(tmp_path):
     artifacts = ArtifactStore(tmp_path)
     first, second = _versions(2)
     sha = save_model(artifacts, tmp_path / "a.pt", first, {})
-    storage = ModelStorageSection.model_validate({"incremental_model_strategy": {"operator": "sub"}})
+    storage = ModelStorageSection.model_validate({"incremental_model_strategy": {"config": {"operator": "sub"}}})
     save_model(artifacts, tmp_path / "b.pt", second, {}, storage=storage,
                base=StoredVersion(tmp_path / "a.pt", sha, first, {}))  # fmt: skip
     save_model(artifacts, tmp_path / "a.pt", second, {})  # the base is overwritten

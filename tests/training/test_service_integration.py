@@ -129,7 +129,8 @@ def test_warm_start_begins_from_the_previous_weights_and_retraining_is_determini
 def test_weights_difference_versions_load_as_the_full_models_they_replace(kafka_settings, trained):
     store, artifacts, _, config, versions, sets = trained
     data = config.model_dump(exclude_none=True)
-    data["model_storage"] = {"incremental_model_strategy": {"operator": "xor", "zip": True}, "full_model_interval": 5}
+    incremental = {"config": {"operator": "xor"}, "zip": True, "full_model_interval": 5}
+    data["model_storage"] = {"incremental_model_strategy": incremental}
     with TrainerService(kafka_settings, store, artifacts) as service:
         delta = service.train_version(validate_data(data)[0], sets[1])  # a delta against version 0
     assert load_model(delta["model_uri"], delta["model_sha256"])[1]["delta_depth"] == 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from modyn_stream.pipeline.trust import HOW_TO_TRUST
 
@@ -29,3 +32,14 @@ def self_trust(value: object) -> None:
     """A pipeline file cannot trust its own code: the operator does (see pipeline/trust.py)."""
     if value is not None:
         raise ValueError(f"a pipeline file cannot trust its own code: {HOW_TO_TRUST}")
+
+
+def noted(default: Any, note: str, **constraints: Any) -> Any:
+    """A Modyn field that has no effect here: accepted so Modyn's files validate, and `note` (what happens
+    instead) printed by `validate` and `run` whenever a file gives it (see pipeline/notes.py)."""
+    return Field(default, json_schema_extra={"note": note}, **constraints)
+
+
+def note_of(field: FieldInfo) -> str | None:
+    extra = field.json_schema_extra
+    return extra.get("note") if isinstance(extra, dict) else None  # type: ignore[return-value]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from modyn_stream.pipeline.schema.base import Strict
+from modyn_stream.pipeline import snippets
+from modyn_stream.pipeline.schema.base import Strict, noted
+from modyn_stream.pipeline.schema.data import DataFields
 from modyn_stream.timeutil import parse_duration, parse_interval, parse_time
 
 
@@ -60,15 +62,29 @@ class PeriodicEvalStrategy(Strict):
 
 class StaticEvalStrategy(Strict):
     type: Literal["StaticEvalStrategy"]
-    intervals: list[tuple[int | str, int | str]] = Field(min_length=1)
+    intervals: list[tuple[int | str, int | str | None]] = Field(min_length=1, description="An end of null: open.")
 
     @field_validator("intervals")
     @classmethod
     def _intervals(cls, value: list) -> list:
         for start, end in value:
-            if parse_time(end) <= parse_time(start):
+            if end is not None and parse_time(end) <= parse_time(start):
                 raise ValueError(f"interval ({start}, {end}) ends before it starts")
         return value
+
+
+def _read_output_transformer(data: Any) -> Any:
+    if isinstance(data, dict) and data.get("evaluation_transformer_function"):
+        try:
+            return {**data, "output_transformer": snippets.output_transformer(data["evaluation_transformer_function"])}
+        except snippets.SnippetError:
+            pass  # refused by the field's validator, with the reason
+    return data
+
+
+# What each metric scores here, and the Modyn output transformers that give that same score.
+_SAME_SCORE = {"Accuracy": {"argmax", "sigmoid_threshold"}, "F1Score": {"argmax", "sigmoid_threshold"},
+               "RocAuc": {"sigmoid"}}  # fmt: skip
 
 
 class Metric(Strict):
@@ -76,18 +92,66 @@ class Metric(Strict):
     topn: Annotated[int, Field(ge=1)] = 1
     average: Literal["macro", "micro", "weighted", "binary"] = "macro"
     num_classes: Annotated[int, Field(ge=2)] | None = None
+    pos_label: Annotated[int, Field(ge=0)] = Field(1, description="F1Score binary: the positive class.")
+    evaluation_transformer_function: str | None = Field(None, description="Modyn's source: read, never run.")
+    output_transformer: Literal["argmax", "sigmoid", "sigmoid_threshold"] | None = Field(
+        None, description="How model outputs become predictions; Modyn's evaluation_transformer_function."
+    )
+
+    _read = model_validator(mode="before")(_read_output_transformer)
+
+    @field_validator("evaluation_transformer_function")
+    @classmethod
+    def _transformer(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                snippets.output_transformer(value)
+            except snippets.SnippetError as exc:
+                raise ValueError(f"not one of Modyn's standard snippets (it is never run here): {exc}") from None
+        return value or None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Metric:
+        if self.average == "binary" and self.num_classes not in (None, 2):
+            raise ValueError("a binary F1Score has 2 classes")
+        if self.output_transformer is not None and self.output_transformer not in _SAME_SCORE[self.name]:
+            raise ValueError(
+                f"{self.name} after {self.output_transformer} is not supported: {self.name} here scores "
+                f"{'scores ranked as given' if self.name == 'RocAuc' else 'predicted classes'}; "
+                f"use {' or '.join(sorted(_SAME_SCORE[self.name]))}"
+            )
+        return self
+
+    def notes(self) -> list[str]:
+        if self.output_transformer in ("argmax", "sigmoid"):
+            kind = "the class with the largest output" if self.output_transformer == "argmax" else "the raw outputs"
+            field = "evaluation_transformer_function" if self.evaluation_transformer_function else "output_transformer"
+            return [f"{field}: {self.output_transformer}: {self.name} already scores {kind}"]
+        return []
 
 
-class EvalDataset(Strict):
+class EvalDataset(DataFields):
+    """A dataset to score models on; without a decoder of its own it decodes as the pipeline's `data`."""
+
     dataset_id: str
     batch_size: Annotated[int, Field(ge=1)] = 256
+    dataloader_workers: Annotated[int, Field(ge=0)] = noted(
+        1, "payloads are fetched and decoded by one loader thread; dataloader_workers is not read"
+    )
     metrics: list[Metric] = Field(min_length=1)
+
+    def notes(self) -> list[str]:
+        if self.label_transformer or self.label_transformer_function:
+            return ["label transformer: not applied in evaluation, where labels are compared as class indices"]
+        return []
 
 
 class EvalHandler(Strict):
-    name: str = "default"
-    execution_time: Literal["after_training", "after_pipeline"] = "after_training"
-    models: Literal["matrix", "active", "training"] = "matrix"
+    name: str = "Modyn EvalHandler"
+    execution_time: Literal["after_training", "after_pipeline", "manual"] = Field(
+        "after_training", description="manual: only `modyn-stream evaluate PIPELINE --handler NAME` runs it."
+    )
+    models: Literal["matrix", "active", "training"] = "active"
     strategy: Annotated[
         SlicingEvalStrategy | BetweenTwoTriggersEvalStrategy | PeriodicEvalStrategy | StaticEvalStrategy,
         Field(discriminator="type"),
@@ -99,10 +163,19 @@ class EvaluationSection(Strict):
     device: str = "cpu"
     handlers: list[EvalHandler] = Field(min_length=1)
     datasets: list[EvalDataset] = Field(min_length=1)
+    after_training_evaluation_workers: Annotated[int, Field(ge=1)] = noted(
+        5, "one evaluator process scores each model in turn (run more with `service evaluator`); not read"
+    )
+    after_pipeline_evaluation_workers: Annotated[int, Field(ge=1)] = noted(
+        5, "one evaluator process scores each model in turn (run more with `service evaluator`); not read"
+    )
 
     @model_validator(mode="after")
     def _known_datasets(self) -> EvaluationSection:
-        defined = {d.dataset_id for d in self.datasets}
+        ids = [d.dataset_id for d in self.datasets]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"evaluation dataset ids must be unique, got {ids}")
+        defined = set(ids)
         for handler in self.handlers:
             unknown = [d for d in handler.datasets if d not in defined]
             if unknown:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from modyn_stream.pipeline.schema.base import Strict, safe_path_component, self_trust
+from modyn_stream.pipeline.schema.base import Strict, noted, safe_path_component, self_trust
 
 
 class PipelineInfo(Strict):
@@ -25,25 +25,50 @@ class ModelSection(Strict):
     _trusted = field_validator("trusted")(self_trust)
 
 
+_ZIP = Literal["ZIP_DEFLATED", "ZIP_LZMA", "ZIP_BZIP2", "ZIP_STORED"]
+
+
 class FullModelStrategy(Strict):
     name: Literal["PyTorchFullModel", "BinaryFullModel"] = "PyTorchFullModel"
-    zip: bool = False
-    zip_algorithm: Literal["ZIP_DEFLATED", "ZIP_LZMA", "ZIP_BZIP2"] = "ZIP_DEFLATED"
+    zip: bool | None = False
+    zip_algorithm: _ZIP = "ZIP_DEFLATED"
+    config: dict[str, Any] = noted({}, "no full-model strategy takes options; not read")
+
+    def notes(self) -> list[str]:
+        if self.name == "BinaryFullModel":
+            return ["name: BinaryFullModel is stored as PyTorchFullModel (torch.save of the state_dict)"]
+        return []
+
+
+class WeightsDifferenceConfig(Strict):
+    operator: Literal["sub", "xor"] = "sub"
+    split_exponent: bool = noted(
+        False, "deltas are stored bit-exact in torch's format (zip compresses them); Modyn's byte layout is not used"
+    )
+    rle: bool = noted(
+        False, "deltas are stored bit-exact in torch's format (zip compresses them); Modyn's byte layout is not used"
+    )
 
 
 class IncrementalModelStrategy(Strict):
     name: Literal["WeightsDifference"] = "WeightsDifference"
-    operator: Literal["sub", "xor"] = "sub"
-    zip: bool = False
+    zip: bool | None = False
+    zip_algorithm: _ZIP = "ZIP_DEFLATED"
+    config: WeightsDifferenceConfig = Field(default_factory=WeightsDifferenceConfig)
+    full_model_interval: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Every n-th version is stored in full, bounding the chain of deltas a load walks."
+    )
+
+    @property
+    def operator(self) -> str:
+        return self.config.operator
 
 
 class ModelStorageSection(Strict):
     full_model_strategy: FullModelStrategy = Field(default_factory=FullModelStrategy)
     incremental_model_strategy: IncrementalModelStrategy | None = None
-    full_model_interval: Annotated[int, Field(ge=1)] | None = None
 
-    @model_validator(mode="after")
-    def _interval_needs_incremental(self) -> ModelStorageSection:
-        if self.full_model_interval is not None and self.incremental_model_strategy is None:
-            raise ValueError("full_model_interval only applies with an incremental_model_strategy")
-        return self
+    @property
+    def full_model_interval(self) -> int | None:
+        incremental = self.incremental_model_strategy
+        return None if incremental is None else incremental.full_model_interval

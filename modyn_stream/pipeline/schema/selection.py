@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from modyn_stream.pipeline.schema.base import Strict
+from modyn_stream.pipeline.schema.base import Strict, noted
 
 
 class _Selection(Strict):
@@ -14,6 +14,14 @@ class _Selection(Strict):
         None, description="None: all data so far; 0: new data only; k: the last k triggers' data too."
     )
     limit: int = Field(-1, description="Most samples in a training set; -1: no limit.")
+    uses_weights: bool = Field(False, description="Train with the selector's per-sample weights (weighted loss).")
+    maximum_keys_in_memory: Annotated[int, Field(ge=1)] = noted(
+        1000, "each training set is selected by one ClickHouse query and streamed to a manifest; not read"
+    )
+    storage_backend: Literal["database", "local"] = noted(
+        "database", "every strategy selects in ClickHouse; storage_backend is not read"
+    )
+    processor_type: str | None = noted(None, "no metadata processor runs here; processor_type is not read")
 
     @field_validator("limit")
     @classmethod
@@ -37,6 +45,14 @@ class PresamplingConfig(Strict):
     strategy: Literal["Random", "RandomNoReplacement", "LabelBalanced", "TriggerBalanced", "No"] = "No"
     ratio: Annotated[int, Field(ge=1, description="Of ratio_max: 50 of 100 is half, 125 of 1000 an eighth.")] = 100
     ratio_max: Annotated[int, Field(ge=1)] = 100
+    force_column_balancing: bool = Field(False, description="Balanced: every group as many as the smallest has.")
+    force_required_target_size: bool = Field(False, description="Balanced: top up to exactly the target size.")
+
+    def notes(self) -> list[str]:
+        if self.strategy not in ("LabelBalanced", "TriggerBalanced"):
+            given = [f for f in ("force_column_balancing", "force_required_target_size") if getattr(self, f)]
+            return [f"{f}: only balanced presampling reads it (as in Modyn); not read" for f in given]
+        return []
 
     @model_validator(mode="after")
     def _ratio(self) -> PresamplingConfig:
@@ -49,23 +65,30 @@ class DownsamplingConfig(Strict):
     strategy: Literal[
         "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2", "No"
     ] = "No"
-    ratio: Annotated[int, Field(ge=1)] = 100
+    ratio: Annotated[int, Field(ge=0)] = 100
     ratio_max: Annotated[int, Field(ge=1)] = 100
     sample_then_batch: bool = False
-    config: dict[str, Any] = Field(default_factory=dict)
+    period: Annotated[int, Field(ge=0)] = 1
 
-    @model_validator(mode="after")
-    def _not_applied_yet(self) -> DownsamplingConfig:
-        if self.strategy != "No":  # accepted and not applied would train on all data while saying otherwise
+    def notes(self) -> list[str]:
+        given = sorted(self.model_fields_set - {"strategy"})
+        return [f"{name}: not read with downsampling strategy No" for name in given]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_applied_yet(cls, data: Any) -> Any:
+        strategy = data.get("strategy", "No") if isinstance(data, dict) else "No"
+        if strategy != "No":  # accepted and not applied would train on all data while saying otherwise
             raise ValueError(
-                f"{self.strategy} downsampling is not applied by this version (it would train on all the data): "
+                f"{strategy} downsampling is not applied by this version (it would train on all the data): "
                 "use strategy: No"
             )
-        return self
+        return data
 
 
 class CoresetStrategy(_Selection):
     name: Literal["CoresetStrategy"]
+    warmup_triggers: Annotated[int, Field(ge=0, description="The first triggers train on all their data.")] = 0
     presampling_config: PresamplingConfig = Field(default_factory=PresamplingConfig)
     downsampling_config: DownsamplingConfig = Field(default_factory=DownsamplingConfig)
 

@@ -7,34 +7,58 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from modyn_stream.pipeline.schema.base import Strict
+from modyn_stream.pipeline.schema.base import Strict, noted
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 class ParamGroup(Strict):
-    module: str = "model"
+    module: str = Field("model", description="'model', or a dotted path into it as in Modyn: 'model.top_model'.")
     config: dict[str, Any] = Field(default_factory=dict)
 
 
 class OptimizerConfig(Strict):
     name: Annotated[str, Field(min_length=1)] = "default"
-    algorithm: Literal["SGD", "Adam", "AdamW"]
-    source: Literal["PyTorch"] = "PyTorch"
-    param_groups: list[ParamGroup] = Field(default_factory=lambda: [ParamGroup()])
+    algorithm: Annotated[str, Field(min_length=1, description="Any torch.optim optimizer by name.")]
+    source: Literal["PyTorch", "APEX"] = "PyTorch"
+    param_groups: list[ParamGroup] = Field(default_factory=lambda: [ParamGroup()], min_length=1)
+
+    @model_validator(mode="after")
+    def _apex(self) -> OptimizerConfig:
+        if self.source == "APEX" and self.algorithm != "SGD":
+            raise ValueError(f"APEX optimizer {self.algorithm!r} has no torch equivalent here; APEX SGD (FusedSGD) has")
+        return self
+
+    def notes(self) -> list[str]:
+        if self.source == "APEX":
+            return ["source: APEX FusedSGD runs as torch.optim.SGD (fused=True on CUDA): the same update rule"]
+        return []
 
 
 class OptimizationCriterion(Strict):
-    name: Literal["CrossEntropyLoss", "BCEWithLogitsLoss", "BCELoss", "MSELoss"]
+    name: Annotated[str, Field(min_length=1, description="Any torch.nn loss by name, e.g. CrossEntropyLoss.")]
     config: dict[str, Any] = Field(default_factory=dict)
 
 
 class LrScheduler(Strict):
-    name: Literal["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "OneCycleLR"]
-    source: Literal["PyTorch"] = "PyTorch"
+    name: Annotated[str, Field(min_length=1, description="Any torch.optim.lr_scheduler by name, or DLRMScheduler.")]
+    source: Literal["PyTorch", "Custom"] = "PyTorch"
     step_every: Literal["epoch", "batch"] = "epoch"
-    optimizers: list[str] = Field(default_factory=lambda: ["default"])
-    config: dict[str, Any] = Field(default_factory=dict)
+    optimizers: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="MODYN_NUM_BATCHES / MODYN_NUM_EPOCHS are replaced as in Modyn."
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> LrScheduler:
+        if self.source == "PyTorch" and len(self.optimizers) != 1:
+            raise ValueError("a PyTorch lr_scheduler drives exactly one optimizer (Modyn's rule); use source: Custom")
+        if self.source == "Custom" and self.name not in CUSTOM_SCHEDULERS:
+            raise ValueError(f"unknown Custom lr_scheduler {self.name!r}; known: {', '.join(CUSTOM_SCHEDULERS)}")
+        return self
+
+
+CUSTOM_SCHEDULERS = ("DLRMScheduler",)
 
 
 class Checkpointing(Strict):
@@ -44,18 +68,34 @@ class Checkpointing(Strict):
 
 
 class TrainingSection(Strict):
+    gpus: Annotated[int, Field(ge=1, le=1)] = noted(1, "training runs on one device, `device`; gpus is not read")
     device: str = "cpu"
     amp: bool = False
-    dataloader_workers: Annotated[int, Field(ge=0)] = 0
+    grad_scaler_config: dict[str, Any] | None = Field(None, description="torch.amp.GradScaler arguments (with amp).")
+    dataloader_workers: Annotated[int, Field(ge=0)] = noted(
+        1, "payloads are fetched and decoded by one loader thread beside training; dataloader_workers is not read"
+    )
+    num_prefetched_partitions: Annotated[int, Field(ge=0)] = noted(
+        1, "the loader reads ahead from Kafka while training runs; prefetch settings are not read"
+    )
+    parallel_prefetch_requests: Annotated[int, Field(ge=1)] = noted(
+        1, "the loader reads ahead from Kafka while training runs; prefetch settings are not read"
+    )
+    enable_accurate_gpu_measurements: bool = noted(
+        False, "no per-operation GPU timings are taken; the trainer reports wall-clock training time"
+    )
     epochs_per_trigger: Annotated[int, Field(ge=1)] = 1
     num_samples_to_pass: list[Annotated[int, Field(ge=1)]] | None = None
     batch_size: Annotated[int, Field(ge=1)]
-    drop_last_batch: bool = False
+    drop_last_batch: bool = True
     shuffle: bool = True
     seed: int | None = None
     use_previous_model: bool = True
     initial_model: Literal["random", "pretrained"] = "random"
-    initial_model_path: str | None = None
+    initial_model_id: str | int | None = Field(
+        None, description="A stored model version, 'PIPELINE_ID/TRIGGER' (Modyn's numeric ids name its own store)."
+    )
+    initial_model_path: str | None = Field(None, description="A model file to start from instead.")
     optimizers: list[OptimizerConfig] = Field(min_length=1)
     optimization_criterion: OptimizationCriterion
     lr_scheduler: LrScheduler | None = None
@@ -78,8 +118,24 @@ class TrainingSection(Strict):
             unknown = [n for n in self.lr_scheduler.optimizers if n not in names]
             if unknown:
                 raise ValueError(f"lr_scheduler refers to unknown optimizer(s) {unknown}; defined: {names}")
-        if self.initial_model == "pretrained" and not self.initial_model_path:
-            raise ValueError("initial_model 'pretrained' needs initial_model_path (a model file)")
+        if self.initial_model == "pretrained":
+            if (self.initial_model_id is None) == (self.initial_model_path is None):
+                raise ValueError(
+                    "initial_model 'pretrained' needs one of initial_model_id (a stored model version) "
+                    "or initial_model_path (a model file)"
+                )
+            if isinstance(self.initial_model_id, int):
+                raise ValueError(
+                    f"initial_model_id {self.initial_model_id} is a Modyn model-storage id, which names nothing here: "
+                    "give a stored version as 'PIPELINE_ID/TRIGGER' (modyn-stream inspect models) or initial_model_path"
+                )
+            if not self.use_previous_model:
+                raise ValueError("initial_model 'pretrained' needs use_previous_model: the next trigger would drop it")
         if self.checkpointing.activated and self.checkpointing.interval is None:
             raise ValueError("checkpointing.activated needs checkpointing.interval")
         return self
+
+    def notes(self) -> list[str]:
+        if self.grad_scaler_config is not None and not self.amp:
+            return ["grad_scaler_config: not used, as amp is off (as in Modyn)"]
+        return []

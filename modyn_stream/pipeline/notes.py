@@ -1,0 +1,55 @@
+"""Notes on a valid pipeline: what it asks for that works differently here, one line each.
+
+Modyn's infrastructure fields (`training.gpus`, prefetching, selector memory, worker counts) and
+Modyn's code snippets read as named decoders are accepted so Modyn's files run; each one a file
+gives gets a note saying what happens instead. `validate` and `run` print them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.pipeline.schema.base import note_of
+
+
+def field_notes(model: BaseModel, where: str = "") -> list[str]:
+    """The notes of every field `model` (and the models in it) was given, as 'yaml.path: note'."""
+    found = []
+    for name in sorted(model.model_fields_set):
+        path = f"{where}.{name}" if where else name
+        if note := note_of(type(model).model_fields[name]):
+            found.append(f"{path}: {note}")
+        found += _nested(getattr(model, name), path)
+    own = getattr(model, "notes", None)
+    if callable(own):
+        found += [f"{where}.{line}" if where else line for line in own()]
+    return found
+
+
+def _nested(value: object, path: str) -> list[str]:
+    if isinstance(value, BaseModel):
+        return field_notes(value, path)
+    if isinstance(value, list | tuple):
+        return [n for i, item in enumerate(value) for n in _nested(item, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        return [n for key, item in value.items() for n in _nested(item, f"{path}.{key}")]
+    return []
+
+
+def pipeline_notes(config: PipelineConfig) -> list[str]:
+    """Field notes, the decoders read from Modyn's snippets, and devices this machine lacks."""
+    from modyn_stream.pipeline import checks
+
+    found = field_notes(config)
+    datasets = [("data", config.data)] + [
+        (f"evaluation.datasets[{i}]", d) for i, d in enumerate(config.evaluation.datasets if config.evaluation else [])
+    ]
+    for where, data in datasets:
+        if data.bytes_parser_function:
+            options = f" {data.decoder_config}" if data.decoder_config else ""
+            found.append(f"{where}.bytes_parser_function: read as decoder {data.decoder}{options} (not run)")
+        if data.label_transformer_function:
+            found.append(f"{where}.label_transformer_function: read as label_transformer {data.label_transformer}")
+    found += [f"{problem} (the service that runs it needs one)" for problem in checks.device_problems(config)]
+    return found
