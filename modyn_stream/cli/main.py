@@ -33,6 +33,7 @@ app.command()(inspect_cmd.topics)
 app.command()(pipeline_cmd.validate)
 app.command()(run_cmd.run)
 app.command()(run_cmd.report)
+app.command()(service_cmd.evaluate)
 
 
 def _version(value: bool) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from modyn_stream.cli._console import err
+from modyn_stream.cli._console import err, out
 from modyn_stream.cli._options import Bootstrap, TrustCode
 
 app = typer.Typer(help="Run one service as its own process (stops cleanly on Ctrl-C / SIGTERM).")
@@ -265,6 +265,41 @@ def evaluator(
             f"{service.dead_letters:,} dead letters"
         ),
         system,
+    )
+
+
+def evaluate(
+    pipeline: Path = typer.Argument(
+        ..., help="The pipeline YAML file (as registered by `run` or `validate --register`)."
+    ),
+    handler: str = typer.Option(
+        ..., "--handler", help="The name of an evaluation handler with execution_time: manual."
+    ),
+    config: Path = SystemFile,
+    metadata_url: str = MetadataUrl,
+    database: str = Database,
+    trust_code: bool = TrustCode,
+    bootstrap: str = Bootstrap,
+    namespace: str = Namespace,
+) -> None:
+    """Run a manual evaluation handler over every stored model of a pipeline (ClickHouse `evaluations`)."""
+    from modyn_stream.evaluation.service import EvaluatorService
+    from modyn_stream.pipeline.loading import load_pipeline, pipeline_id
+
+    system = _system(config, bootstrap, namespace, metadata_url, database)
+    store = _store(system)
+    trust = system.code_trust(trust_code)
+    loaded = load_pipeline(pipeline, trust)
+    pid = pipeline_id(loaded)[0]
+    store.migrate()
+    with (
+        _connected(system) as settings,
+        EvaluatorService(settings, store, trust=trust) as service,
+        err.status(f"evaluate: handler {handler!r} of {pid} ..."),
+    ):
+        written = service.evaluate_manually(loaded, pid, handler)
+    out.print(
+        f"evaluate: {pid}: handler {handler!r}: {written:,} metric values in {store.display_url}", highlight=False
     )
 
 

@@ -29,26 +29,35 @@ def compute(metric: Metric, logits: torch.Tensor, labels: torch.Tensor) -> float
     if metric.name == "Accuracy":
         return accuracy(logits, labels, metric.topn)
     if metric.name == "F1Score":
-        return f1_score(logits, labels, metric.average, metric.num_classes)
+        return f1_score(logits, labels, metric.average, metric.num_classes, metric.pos_label)
     return roc_auc(logits, labels)
 
 
+def predicted(logits: torch.Tensor) -> torch.Tensor:
+    """The predicted classes: the largest output, or for one output (a logit) class 1 where sigmoid >= 0.5."""
+    return logits.argmax(dim=1) if logits.shape[1] > 1 else (logits[:, 0] >= 0).long()
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor, topn: int = 1) -> float:
+    if logits.shape[1] == 1:
+        return float((predicted(logits) == labels).float().mean())
     top = logits.topk(min(topn, logits.shape[1]), dim=1).indices
     return float((top == labels[:, None]).any(dim=1).float().mean())
 
 
-def f1_score(logits: torch.Tensor, labels: torch.Tensor, average: str, num_classes: int | None = None) -> float:
-    classes = num_classes or max(logits.shape[1], int(labels.max()) + 1)
-    predicted = logits.argmax(dim=1) if logits.shape[1] > 1 else (logits[:, 0] > 0).long()
-    confusion = torch.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+def f1_score(
+    logits: torch.Tensor, labels: torch.Tensor, average: str, num_classes: int | None = None, pos_label: int = 1
+) -> float:
+    classes = num_classes or max(logits.shape[1], int(labels.max()) + 1, pos_label + 1)
+    cells = torch.bincount(labels * classes + predicted(logits), minlength=classes * classes)
+    confusion = cells.reshape(classes, classes)
     tp = confusion.diag().double()
     fp, fn = confusion.sum(0).double() - tp, confusion.sum(1).double() - tp
     if average == "micro":
         return float(2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum()).clamp(min=1))
     per_class = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
     if average == "binary":
-        return float(per_class[1])
+        return float(per_class[pos_label])
     if average == "weighted":
         support = confusion.sum(1).double()
         return float((per_class * support).sum() / support.sum().clamp(min=1))

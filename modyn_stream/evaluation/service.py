@@ -169,6 +169,26 @@ class EvaluatorService(TransactionalStage):
             produce_in_transaction(producer, records, f"evaluator: after_pipeline events of {pid}")
         return len(rows)
 
+    def evaluate_manually(self, config: PipelineConfig, pid: str, handler: str) -> int:
+        """Run one `execution_time: manual` handler over every stored model of the pipeline; its rows go to
+        ClickHouse `evaluations` (a rerun replaces them). Return how many metric values were written."""
+        manual = [h.name for h in _handlers(config, "manual")]
+        if handler not in manual:
+            raise TrainingError(
+                f"pipeline {pid} has no manual evaluation handler {handler!r}; manual handlers: {manual or 'none'}"
+            )
+        models = self.store.query(
+            "SELECT pipeline_id, trigger_index, model_id, model_uri, model_sha256 FROM models FINAL "
+            "WHERE pipeline_id = {p:String} ORDER BY trigger_index",
+            {"p": pid},
+        )
+        written = 0
+        for p, index, model_id, uri, sha in models:
+            event = {"pipeline_id": p, "trigger_index": index, "model_id": model_id, "model_uri": uri,
+                     "model_sha256": sha}  # fmt: skip
+            written += len(self.evaluate(config, event, "manual", handler))
+        return written
+
     def _after_pipeline_published(self, pid: str) -> bool:
         messages = read_topic(self.settings, self.names.evaluations, f"{self.settings.namespace}.evaluator-recovery")
         return any(m.key() == pid.encode() and AFTER_PIPELINE in (m.headers() or []) for m in messages)
@@ -178,9 +198,9 @@ class EvaluatorService(TransactionalStage):
             self.names.evaluations, self.codec.encode("EvaluationEvent", row), key=row["pipeline_id"], headers=headers
         )
 
-    def evaluate(self, config: PipelineConfig, event: dict, execution_time: str) -> list[dict]:
-        """Score one model on every window its handlers give it; write and return the rows."""
-        handlers = _handlers(config, execution_time)
+    def evaluate(self, config: PipelineConfig, event: dict, execution_time: str, only: str | None = None) -> list[dict]:
+        """Score one model on every window its handlers (or handler `only`) give it; write and return the rows."""
+        handlers = [h for h in _handlers(config, execution_time) if only is None or h.name == only]
         self.left_out = []
         if not handlers:
             return []
@@ -191,14 +211,13 @@ class EvaluatorService(TransactionalStage):
         model = model_with_weights(config.model.id, config.model.config, state, trust=self.trust)
         device = torch.device(config.evaluation.device)
         model.to(device).eval()
-        decoder = build_decoder(
-            config.data.decoder, config.data.decoder_config, config.data.transformations, trust=self.trust
-        )
         datasets = {d.dataset_id: d for d in config.evaluation.datasets}
         classification = config.training.optimization_criterion.name == "CrossEntropyLoss"
         rows, now = [], int(time.time() * 1000)
         for dataset, windows in jobs.items():
             spec = datasets[dataset]
+            data = spec if spec.decoder is not None else config.data  # its own decoder, else the pipeline's
+            decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust)
             times, labels, logits = self._predict(
                 model, decoder, dataset, windows, spec.batch_size, device, class_count(config)
             )

@@ -53,9 +53,12 @@ def optimizer_problems(config: PipelineConfig) -> list[str]:
         for j, group in enumerate(optimizer.param_groups):
             where = f"training.optimizers[{i}].param_groups[{j}].config"
             try:  # as keyword arguments: torch checks those values (in a parameter group it would take any)
-                built[optimizer.name] = kind([torch.zeros(1, requires_grad=True)], **group.config)
+                kind([torch.zeros(1, requires_grad=True)], **group.config)
             except (TypeError, ValueError) as exc:
                 problems.append(f"{where}: {optimizer.algorithm} refuses it: {exc}")
+        if not problems:  # its groups, each on a stand-in parameter, for the scheduler to drive
+            groups = [{"params": [torch.zeros(1, requires_grad=True)], **g.config} for g in optimizer.param_groups]
+            built[optimizer.name] = kind(groups)
     try:
         build_criterion(training.optimization_criterion)
     except TrainingError as exc:

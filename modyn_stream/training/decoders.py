@@ -214,3 +214,17 @@ def _center_crop(x: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
     height, width = (size, size) if isinstance(size, int) else (tuple(size) * 2)[:2]
     top, left = max(0, (x.shape[-2] - height) // 2), max(0, (x.shape[-1] - width) // 2)
     return x[..., top : top + height, left : left + width]
+
+
+LABEL_TRANSFORMERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"float": lambda y: y.to(torch.float32)}
+
+
+def build_label_transformer(name: str | None, trust: CodeTrust = NOBODY) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`data.label_transformer` (Modyn's `label_transformer_function`): applied to each batch's labels."""
+    if name is None:
+        return lambda y: y
+    if ":" in name:
+        return trust.load(name, "data.label_transformer")
+    if name not in LABEL_TRANSFORMERS:
+        raise TrainingError(f"unknown label transformer {name!r}; known: {', '.join(LABEL_TRANSFORMERS)}")
+    return LABEL_TRANSFORMERS[name]

@@ -34,7 +34,7 @@ from modyn_stream.pipeline.registry import registered_pipeline
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import read_manifest
 from modyn_stream.training.checkpoint import Checkpointer
-from modyn_stream.training.decoders import build_decoder
+from modyn_stream.training.decoders import build_decoder, build_label_transformer
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
 from modyn_stream.training.labels import class_count, keep_classes
@@ -116,10 +116,12 @@ class TrainerService(TransactionalStage):
         data = config.data
         decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust)
         loader = ChunkLoader(self.fetchers[event["dataset"]], decoder, manifest)
+        labels = build_label_transformer(data.label_transformer, trust=self.trust)
+        chunks = ((x, labels(y), w) for x, y, w in loader)
         checkpointer = self._checkpointer(config, event, parent)
         try:
             outcome = train(
-                model, loader, training, trigger_index=index, num_samples=manifest.num_rows,
+                model, chunks, training, trigger_index=index, num_samples=manifest.num_rows,
                 device=_device(training.device), checkpointer=checkpointer,
                 use_weights=config.selection_strategy.uses_weights,
             )  # fmt: skip

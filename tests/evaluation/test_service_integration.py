@@ -16,9 +16,11 @@ from modyn_stream.ingest.service import IngestService
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicAdmin, TopicNames, sample_topic_spec
 from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.registry import register_pipeline
 from modyn_stream.selection.service import SelectorService
-from modyn_stream.timeutil import parse_time
+from modyn_stream.timeutil import LATEST_MS, parse_time
+from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import build_model
 from modyn_stream.training.service import TrainerService
@@ -93,6 +95,34 @@ def test_after_pipeline_results_are_published_once_in_one_transaction(kafka_sett
     boundaries = dict(store.query("SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time) FROM triggers "
                                   "FINAL WHERE pipeline_id = {p:String}", {"p": pid}))  # fmt: skip
     assert {(e["trigger_index"], e["window_start"]) for e in events} == set(boundaries.items())
+
+
+def test_a_manual_handler_runs_only_when_asked_and_a_rerun_replaces_its_rows(kafka_settings, trained):  # noqa: F811
+    store, _, pid, config, versions, _ = trained
+    data = config.model_dump(exclude_none=True)
+    data["evaluation"]["handlers"].append({
+        "name": "later", "execution_time": "manual", "models": "matrix", "datasets": ["dig"],
+        "strategy": {"type": "StaticEvalStrategy", "intervals": [["2024-02-01", None]]},  # open-ended, as Modyn's
+    })  # fmt: skip
+    config = validate_data(data)[0]
+    run_until_idle(lambda: EvaluatorService(kafka_settings, store))  # after_training: never the manual handler
+
+    def open_ended() -> list:
+        return store.query(
+            "SELECT model_id, metric, num_samples FROM evaluations FINAL WHERE pipeline_id = {p:String} "
+            "AND toUnixTimestamp64Milli(window_end) = {e:Int64}", {"p": pid, "e": LATEST_MS}
+        )  # fmt: skip
+
+    assert open_ended() == []
+    with EvaluatorService(kafka_settings, store) as service:
+        written = service.evaluate_manually(config, pid, "later")
+        assert service.evaluate_manually(config, pid, "later") == written, "a rerun scores the same again"
+        with pytest.raises(TrainingError, match=r"no manual evaluation handler 'slices'; manual handlers: \['later'\]"):
+            service.evaluate_manually(config, pid, "slices")
+    rows = open_ended()
+    assert len(rows) == written == len(versions) * len(METRICS), "replaced, not doubled"
+    late = generate("digits-drift", samples=600, seed=3).t >= parse_time("2024-02-01")
+    assert {r[2] for r in rows} == {int(late.sum())}, "every sample from the start on, to the end of the data"
 
 
 def test_a_model_is_scored_only_once_its_windows_are_complete(kafka_settings, clickhouse_dsn, tmp_path):

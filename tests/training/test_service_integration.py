@@ -48,8 +48,8 @@ def evaluation(dataset: str) -> dict:
     """Every model on three static windows after training; the active model between triggers at the end."""
     return {
         "handlers": [
-            {"name": "slices", "strategy": {"type": "StaticEvalStrategy", "intervals": EVAL_INTERVALS},
-             "datasets": [dataset]},
+            {"name": "slices", "models": "matrix", "datasets": [dataset],
+             "strategy": {"type": "StaticEvalStrategy", "intervals": EVAL_INTERVALS}},
             {"name": "final", "execution_time": "after_pipeline", "models": "active",
              "strategy": {"type": "BetweenTwoTriggersEvalStrategy"}, "datasets": [dataset]},
         ],

@@ -34,10 +34,10 @@ def _read_modyn_fields(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     data = dict(data)
-    if data.get("bytes_parser_function") and data.get("decoder"):
-        raise ValueError("give decoder or bytes_parser_function, not both")
     try:
         if data.get("bytes_parser_function"):
+            if data.get("decoder") not in (None, snippets.bytes_parser(data["bytes_parser_function"])[0]):
+                raise ValueError("give decoder or bytes_parser_function, not both")
             decoder, config = snippets.bytes_parser(data["bytes_parser_function"])
             data["decoder"], data["decoder_config"] = decoder, {**config, **(data.get("decoder_config") or {})}
         if data.get("label_transformer_function") and "label_transformer" not in data:

@@ -140,6 +140,14 @@ class EvalDataset(DataFields):
     )
     metrics: list[Metric] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _own_decoder(self) -> EvalDataset:
+        if self.decoder is None and (self.decoder_config or self.transformations):
+            raise ValueError(
+                "decoder_config and transformations need this dataset's own decoder (or bytes_parser_function)"
+            )
+        return self
+
     def notes(self) -> list[str]:
         if self.label_transformer or self.label_transformer_function:
             return ["label transformer: not applied in evaluation, where labels are compared as class indices"]
