@@ -103,7 +103,30 @@ def test_trigger_balanced_takes_the_same_number_from_every_trigger(store):
     balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "TriggerBalanced", "ratio": 30})
     assert per_trigger(keys(store, balanced, 2, seed=5)) == {0: 10, 1: 10, 2: 10}
     balanced = CoresetStrategy(name="CoresetStrategy", presampling_config={"strategy": "TriggerBalanced", "ratio": 40})
-    assert per_trigger(keys(store, balanced, 3, seed=5)) == {0: 10, 1: 10, 2: 10, 3: 1}  # trigger 3 has one sample
+    # Modyn's fair share: trigger 3 has one sample, so the 39 others of the 40 go to triggers 0-2 equally
+    assert per_trigger(keys(store, balanced, 3, seed=5)) == {0: 13, 1: 13, 2: 13, 3: 1}
+
+
+def test_balanced_presampling_forces_balance_or_target_size_as_modyn(store):
+    def per_trigger(chosen):
+        return {t: sum(1 for key in chosen if key != "late" and min(int(key[1:]) // 30, 2) == t) for t in range(3)}
+
+    def coreset(ratio, **presampling):
+        presampling_config = {"strategy": "TriggerBalanced", "ratio": ratio, **presampling}
+        return CoresetStrategy(name="CoresetStrategy", presampling_config=presampling_config)
+
+    forced = keys(store, coreset(40, force_column_balancing=True), 3, seed=5)
+    assert per_trigger(forced) == {0: 1, 1: 1, 2: 1} and "late" in forced, "each as many as the smallest (1)"
+    # 35 of 100 in groups of 30, 30, 40: a fair share of 11 gives 33; forced to 35 with 12 each, the latest dropped
+    assert per_trigger(keys(store, coreset(35), 2, seed=5)) == {0: 11, 1: 11, 2: 11}
+    assert per_trigger(keys(store, coreset(35, force_required_target_size=True), 2, seed=5)) == {0: 12, 1: 12, 2: 11}
+
+
+def test_warmup_triggers_train_on_all_their_data(store):
+    warm = CoresetStrategy(name="CoresetStrategy", warmup_triggers=3,
+                           presampling_config={"strategy": "Random", "ratio": 10})  # fmt: skip
+    assert len(keys(store, warm, 2, seed=1)) == 100, "trigger 2 is in the warmup: no presampling"
+    assert len(keys(store, warm, 3, seed=1)) == 10, "trigger 3 is past it"
 
 
 def test_random_no_replacement_draws_unused_samples_first(store):
