@@ -27,7 +27,7 @@ from confluent_kafka import Message
 
 from modyn_stream.artifacts import ArtifactError
 from modyn_stream.evaluation.metrics import compute, loss, metric_name
-from modyn_stream.evaluation.windows import Window, windows_for
+from modyn_stream.evaluation.windows import Window, offset_windows, windows_for
 from modyn_stream.events import DecodedEvent
 from modyn_stream.ingest.watermark import END_OF_TIME, PartitionProgress, global_watermark
 from modyn_stream.kafka.config import KafkaSettings
@@ -40,7 +40,7 @@ from modyn_stream.kafka.transactions import produce_in_transaction, transactiona
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
-from modyn_stream.pipeline.schema.evaluation import BetweenTwoTriggersEvalStrategy, EvalHandler
+from modyn_stream.pipeline.schema.evaluation import BetweenTwoTriggersEvalStrategy, EvalHandler, OffsetEvalStrategy
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import SCHEMA, numeric
 from modyn_stream.training.decoders import build_decoder
@@ -260,11 +260,38 @@ class EvaluatorService(TransactionalStage):
                 if first is None:
                     jobs.setdefault(dataset, set())
                     continue
+                if isinstance(handler.strategy, OffsetEvalStrategy):  # this model's own windows
+                    trained = self._training_interval(config.data.dataset_id, pid, index)
+                    jobs.setdefault(dataset, set()).update(offset_windows(handler.strategy.offsets, *trained))
+                    continue
                 windows = windows_for(handler.strategy, sorted(boundaries.values()), first, last)
                 jobs.setdefault(dataset, set()).update(
                     w for w in windows if _scored(handler.models, w, mine, before, after)
                 )
         return jobs
+
+    def _training_interval(self, dataset: str, pid: str, index: int) -> tuple[int, int]:
+        """The event times (ms) of the first and the last sample of trigger `index`'s data."""
+        bounds = dict(
+            (i, (t, k))
+            for i, t, k in self.store.query(
+                "SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time), boundary_key FROM triggers FINAL "
+                "WHERE pipeline_id = {p:String} AND trigger_index IN ({i:UInt32}, {j:UInt32})",
+                {"p": pid, "i": index, "j": max(index - 1, 0)},
+            )
+        )
+        end_time, end_key = bounds[index]
+        after = ""
+        params = {"d": dataset, "t": end_time, "k": end_key}
+        if index > 0 and index - 1 in bounds:
+            after = " AND (event_time, key) > (fromUnixTimestamp64Milli({pt:Int64}), {pk:String})"
+            params |= {"pt": bounds[index - 1][0], "pk": bounds[index - 1][1]}
+        (first,), = self.store.query(
+            "SELECT toUnixTimestamp64Milli(min(event_time)) FROM samples WHERE dataset = {d:String} "
+            f"AND (event_time, key) <= (fromUnixTimestamp64Milli({{t:Int64}}), {{k:String}}){after}",
+            params,
+        )  # fmt: skip
+        return first if first is not None else end_time, end_time
 
     def _time_range(self, dataset: str) -> tuple[int | None, int | None]:
         (count, first, last), = self.store.query(

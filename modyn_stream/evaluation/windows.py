@@ -53,3 +53,27 @@ def windows_for(strategy, boundaries: list[int], first: int, last: int) -> list[
     if isinstance(strategy, BetweenTwoTriggersEvalStrategy):
         return between_triggers(boundaries, first=first, last=last)
     return static_windows(strategy)
+
+
+def offset_windows(offsets: list[str], start: int, end: int) -> list[Window]:
+    """OffsetEvalStrategy: windows around a model's training interval [start, end] (ms, both inclusive), as
+    Modyn's: '-inf' all before it, 'inf' all after it, '-d' the d before it, '+d' the d after it, '0' itself.
+
+    >>> offset_windows(["-inf", "-1s", "0s", "+2s", "inf"], 10_000, 20_000)[1:4]
+    [(9000, 10000), (10000, 20001), (20001, 22001)]
+    """
+    windows = []
+    for offset in offsets:
+        if offset == "-inf":
+            windows.append((EARLIEST_MS, start))
+        elif offset in ("inf", "+inf"):
+            windows.append((end + 1, LATEST_MS))
+        else:
+            length = parse_duration(offset.lstrip("+-")) * (-1 if offset.startswith("-") else 1)
+            if length < 0:
+                windows.append((start + length, start))
+            elif length > 0:
+                windows.append((end + 1, end + 1 + length))
+            else:
+                windows.append((start, end + 1))
+    return windows

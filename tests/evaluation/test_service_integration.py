@@ -19,7 +19,7 @@ from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.registry import register_pipeline
 from modyn_stream.selection.service import SelectorService
-from modyn_stream.timeutil import LATEST_MS, parse_time
+from modyn_stream.timeutil import EARLIEST_MS, LATEST_MS, parse_time
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import build_model
@@ -123,6 +123,31 @@ def test_a_manual_handler_runs_only_when_asked_and_a_rerun_replaces_its_rows(kaf
     assert len(rows) == written == len(versions) * len(METRICS), "replaced, not doubled"
     late = generate("digits-drift", samples=600, seed=3).t >= parse_time("2024-02-01")
     assert {r[2] for r in rows} == {int(late.sum())}, "every sample from the start on, to the end of the data"
+
+
+def test_offset_windows_surround_each_models_own_training_data(kafka_settings, trained):  # noqa: F811
+    store, _, pid, config, _, _ = trained
+    data = config.model_dump(exclude_none=True)
+    data["evaluation"]["handlers"] = [{
+        "name": "offsets", "execution_time": "manual", "models": "training", "datasets": ["dig"],
+        "strategy": {"type": "OffsetEvalStrategy", "offsets": ["0s", "-inf", "inf"]},
+    }]  # fmt: skip
+    config = validate_data(data)[0]
+    with EvaluatorService(kafka_settings, store) as service:
+        service.evaluate_manually(config, pid, "offsets")
+    rows = store.query(
+        "SELECT trigger_index, toUnixTimestamp64Milli(window_start), toUnixTimestamp64Milli(window_end), num_samples "
+        "FROM evaluations FINAL WHERE pipeline_id = {p:String} AND metric = 'loss' ORDER BY trigger_index, 2",
+        {"p": pid},
+    )
+    t = np.sort(generate("digits-drift", samples=600, seed=3).t)
+    first, boundary, last = int(t[0]), int(t[299]), int(t[599])  # DataAmountTrigger(300): 300 samples a trigger
+    assert rows == [
+        (0, first, boundary + 1, 300),  # '0s': its own data; '-inf' holds nothing before it, so no row
+        (0, boundary + 1, LATEST_MS, 300),  # 'inf': all after it
+        (1, EARLIEST_MS, int(t[300]), 300),  # '-inf': all before its first sample
+        (1, int(t[300]), last + 1, 300),  # '0s'; 'inf' holds nothing after the stream's last sample
+    ]
 
 
 def test_a_model_is_scored_only_once_its_windows_are_complete(kafka_settings, clickhouse_dsn, tmp_path):

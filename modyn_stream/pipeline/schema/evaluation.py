@@ -60,6 +60,21 @@ class PeriodicEvalStrategy(Strict):
         return value
 
 
+class OffsetEvalStrategy(Strict):
+    """Windows around each model's own training interval (Modyn's): '-inf', 'inf', or a signed duration."""
+
+    type: Literal["OffsetEvalStrategy"]
+    offsets: list[str] = Field(min_length=1)
+
+    @field_validator("offsets")
+    @classmethod
+    def _offsets(cls, value: list[str]) -> list[str]:
+        for offset in value:
+            if offset not in ("inf", "+inf", "-inf"):
+                parse_duration(offset.lstrip("+-"))
+        return value
+
+
 class StaticEvalStrategy(Strict):
     type: Literal["StaticEvalStrategy"]
     intervals: list[tuple[int | str, int | str | None]] = Field(min_length=1, description="An end of null: open.")
@@ -161,10 +176,20 @@ class EvalHandler(Strict):
     )
     models: Literal["matrix", "active", "training"] = "active"
     strategy: Annotated[
-        SlicingEvalStrategy | BetweenTwoTriggersEvalStrategy | PeriodicEvalStrategy | StaticEvalStrategy,
+        SlicingEvalStrategy
+        | BetweenTwoTriggersEvalStrategy
+        | PeriodicEvalStrategy
+        | StaticEvalStrategy
+        | OffsetEvalStrategy,
         Field(discriminator="type"),
     ]
     datasets: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _offsets_score_the_trained_model(self) -> EvalHandler:
+        if isinstance(self.strategy, OffsetEvalStrategy) and self.models != "training":
+            raise ValueError("OffsetEvalStrategy scores each model around its own training data: use models: training")
+        return self
 
 
 class EvaluationSection(Strict):
