@@ -143,7 +143,7 @@ def validate_data(
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        return None, problems + [describe(e) for e in exc.errors()]
+        return None, problems + [describe(e) for e in exc.errors()] + _old_layout_hint(data)
     problems += model_problems(config.model.id, config.model.config)
     if not problems:
         problems += checks.optimizer_problems(config)
@@ -156,6 +156,19 @@ def validate_data(
         if refusal := trust.refusal(reference, field):
             problems.append(f"{field}: {refusal.removeprefix(field + ' ')}")
     return (None if problems else config), problems
+
+
+def _old_layout_hint(data: dict) -> list[str]:
+    from modyn_stream.pipeline.modyn_import import ModynLayoutError, convert
+
+    try:
+        changed = bool(convert(data)[1])
+    except ModynLayoutError:
+        changed = True  # what conversion refuses is old layout too
+    except (AttributeError, TypeError):  # sections of the wrong type: not a layout question
+        changed = False
+    return ["(top level): this is Modyn's pre-2024 layout: `modyn-stream import-modyn FILE -o NEW.yaml` converts it"
+            ] if changed else []  # fmt: skip
 
 
 def model_problems(model_id: str, config: dict) -> list[str]:

@@ -144,3 +144,38 @@ def test_the_dlrm_scheduler_warms_up_and_decays_every_group():
         scheduler.step()
         seen.append([round(g["lr"], 6) for g in optimizers["default"].param_groups])
     assert seen == [[0.2, 0.4], [0.4, 0.8], [0.4, 0.8], [0.1, 0.2], [0.04, 0.08], [0.04, 0.08]]
+
+
+OLD_LAYOUT = Path(__file__).parent / "modyn" / "old_layout.yaml"
+
+
+def test_import_modyn_converts_the_old_layout_and_says_what_it_changed(tmp_path):
+    problems = validate_data(yaml.safe_load(OLD_LAYOUT.read_text()))[1]
+    assert problems[-1].startswith("(top level): this is Modyn's pre-2024 layout: `modyn-stream import-modyn")
+    result = CliRunner().invoke(app, ["import-modyn", str(OLD_LAYOUT), "-o", str(tmp_path / "new.yaml")])
+    assert result.exit_code == 0, result.output
+    for change in ("training.selection_strategy -> selection_strategy",
+                   "selection_strategy.config.reset_after_trigger: True -> tail_triggers: 0",
+                   "selection_strategy.presampling_config.strategy: RandomPresamplingStrategy -> Random",
+                   "trigger.trigger_config.data_points_for_trigger -> trigger.num_samples",
+                   "evaluation.datasets[0].metrics[1].name: F1-score -> F1Score",
+                   "evaluation.handlers: added 'default'"):  # fmt: skip
+        assert change in result.output, change
+    config = load_pipeline(tmp_path / "new.yaml")
+    assert config.trigger.num_samples == 500 and config.selection_strategy.tail_triggers == 0
+    assert config.selection_strategy.presampling_config.ratio == 50 and config.data.decoder == "raw"
+    assert [m.name for m in config.evaluation.datasets[0].metrics] == ["Accuracy", "F1Score", "RocAuc"]
+    (handler,) = config.evaluation.handlers
+    assert handler.models == "matrix" and handler.strategy.intervals[0][1] is None
+    again = CliRunner().invoke(app, ["import-modyn", str(tmp_path / "new.yaml"), "-o", str(tmp_path / "same.yaml")])
+    assert again.exit_code == 0 and "nothing to convert" in again.output
+    assert yaml.safe_load((tmp_path / "same.yaml").read_text()) == yaml.safe_load((tmp_path / "new.yaml").read_text())
+
+
+def test_import_modyn_refuses_what_has_no_current_equivalent(tmp_path):
+    old = yaml.safe_load(OLD_LAYOUT.read_text())
+    old["training"]["initial_pass"] = {"activated": True}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    result = CliRunner().invoke(app, ["import-modyn", str(tmp_path / "old.yaml"), "-o", str(tmp_path / "new.yaml")])
+    assert result.exit_code == 1
+    assert "training.initial_pass is activated: Modyn removed it" in result.output
