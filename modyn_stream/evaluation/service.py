@@ -217,7 +217,9 @@ class EvaluatorService(TransactionalStage):
         for dataset, windows in jobs.items():
             spec = datasets[dataset]
             data = spec if spec.decoder is not None else config.data  # its own decoder, else the pipeline's
-            decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust)
+            decoder = build_decoder(
+                data.decoder, data.decoder_config, data.transformations, trust=self.trust, seed=event["trigger_index"]
+            )
             times, labels, logits = self._predict(
                 model, decoder, dataset, windows, spec.batch_size, device, class_count(config)
             )

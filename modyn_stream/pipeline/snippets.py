@@ -160,7 +160,10 @@ def label_transformer(source: str) -> str:
     raise SnippetError(f"returns {form[:80]!r}, which is not Modyn's float cast; use data.label_transformer: float")
 
 
-TRANSFORMS = ("ToTensor", "Normalize", "Resize", "CenterCrop")
+TRANSFORMS = {  # name: its positional parameters, as torchvision's
+    "ToTensor": [], "Normalize": ["mean", "std"], "Resize": ["size"], "CenterCrop": ["size"],
+    "RandomResizedCrop": ["size", "scale", "ratio"], "RandomHorizontalFlip": ["p"],
+}  # fmt: skip
 
 
 def transformation(source: str) -> dict:
@@ -180,7 +183,7 @@ def transformation(source: str) -> dict:
         kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
     except ValueError:
         raise SnippetError(f"{source!r}: arguments must be literals") from None
-    parameters = {"ToTensor": [], "Normalize": ["mean", "std"], "Resize": ["size"], "CenterCrop": ["size"]}[name]
+    parameters = TRANSFORMS[name]
     if len(args) > len(parameters) or set(kwargs) - set(parameters):
         raise SnippetError(f"{source!r}: {name} takes {', '.join(parameters) or 'no arguments'} here")
     spec = {"name": name, **dict(zip(parameters, args, strict=False)), **kwargs}

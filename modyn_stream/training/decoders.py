@@ -14,10 +14,7 @@ call per sample, except `image`, which has to call Pillow per picture.
 * `module:function`: your function, list[bytes] -> tensor, where the operator trusts its module
   (`--trust-code` or `trusted_modules`; see `pipeline/trust.py`).
 
-Transformations, applied in order to the batch: `{name: Normalize, mean: [...], std: [...]}` (per
-channel, or one value), `{name: Resize, size: s}`, `{name: CenterCrop, size: s}` (as torchvision's),
-`ToTensor` (nothing to do: decoders give tensors), `{name: Flatten}`, `{name: Scale, factor: x}`.
-Modyn's `transformations` strings (`transforms.Normalize(...)`) are read into these (pipeline/snippets.py).
+Transformations follow the decoder (training/transforms.py).
 
 >>> decode = build_decoder("raw", {"dtype": "uint8", "shape": [2, 2], "scale": 0.5})
 >>> decode([bytes([0, 2, 4, 6]), bytes([8, 10, 12, 14])]).tolist()
@@ -37,6 +34,7 @@ import torch
 
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 from modyn_stream.training.exceptions import PayloadError, TrainingError
+from modyn_stream.training.transforms import Transform, build_transform
 
 Decoder = Callable[[Sequence[bytes]], torch.Tensor]
 
@@ -80,7 +78,7 @@ def _csv_row(delimiter: str = ",", header: bool = False) -> Decoder:
     return decode
 
 
-def _image(mode: str | None = "RGB") -> Decoder:
+def _image(mode: str | None = "RGB", transform: Transform | None = None) -> Decoder:
     try:
         from PIL import Image
     except ImportError:
@@ -92,9 +90,17 @@ def _image(mode: str | None = "RGB") -> Decoder:
             arrays = [np.asarray(image.convert(mode) if mode else image) for image in images]
         except OSError as exc:
             raise PayloadError(f"image decoder: {exc}") from None
-        batch = np.stack(arrays).astype(np.float32) / 255.0
-        batch = batch[:, None] if batch.ndim == 3 else batch.transpose(0, 3, 1, 2)  # channels first
-        return torch.from_numpy(np.ascontiguousarray(batch))
+        tensors = []
+        for array in arrays:
+            pixels = array.astype(np.float32)[None] / 255.0
+            pixels = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)  # channels first
+            tensor = torch.from_numpy(np.ascontiguousarray(pixels))
+            tensors.append(transform(tensor) if transform else tensor)
+        sizes = {tuple(x.shape[1:]) for x in tensors}
+        if len(sizes) > 1:
+            raise PayloadError(f"image decoder: images of sizes {sorted(sizes)[:3]} in one batch; add a Resize, "
+                               "CenterCrop or RandomResizedCrop transformation")  # fmt: skip
+        return torch.cat(tensors)
 
     return decode
 
@@ -142,78 +148,26 @@ DECODERS: dict[str, Callable[..., Decoder]] = {
 
 
 def build_decoder(
-    name: str, config: dict[str, Any], transformations: Sequence = (), *, trust: CodeTrust = NOBODY
+    name: str, config: dict[str, Any], transformations: Sequence = (), *, trust: CodeTrust = NOBODY, seed: int = 0
 ) -> Decoder:
-    """A named decoder, or `module:function` if the operator trusts that module (`trust`)."""
+    """A named decoder, or `module:function` if the operator trusts that module (`trust`), followed by the
+    transformations. Images are transformed one by one (they may differ in size until a crop or resize),
+    other tensors a batch at a time. Random transformations draw from a generator seeded with `seed`, in
+    manifest order, so the same training set is augmented the same way every time."""
+    transform = build_transform(transformations, trust, torch.Generator().manual_seed(seed))
     if ":" in name:
         decoder = trust.load(name, "data.decoder")
     elif name in DECODERS:
+        options = {**config, "transform": transform} if name == "image" else config
         try:
-            decoder = DECODERS[name](**config)
+            decoder = DECODERS[name](**options)
         except TypeError as exc:
             raise TrainingError(f"decoder {name}: bad decoder_config {config}: {exc}") from None
     else:
         raise TrainingError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)} or module:function")
-    steps = [_transformation(t, trust) for t in transformations]
-    if not steps:
+    if transform is None or name == "image":
         return decoder
-
-    def decode_and_transform(payloads: Sequence[bytes]) -> torch.Tensor:
-        tensor = decoder(payloads)
-        for step in steps:
-            tensor = step(tensor)
-        return tensor
-
-    return decode_and_transform
-
-
-def _transformation(spec: str | dict, trust: CodeTrust) -> Callable[[torch.Tensor], torch.Tensor]:
-    config = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = config.pop("name", None)
-    if name == "Normalize":
-        mean, std = torch.tensor(config["mean"]), torch.tensor(config["std"])
-        return lambda x: (x - _per_channel(mean, x)) / _per_channel(std, x)
-    if name == "ToTensor":  # decoders give float tensors, images scaled to [0, 1] channels first already
-        return lambda x: x
-    if name == "Resize":
-        return lambda x: _resize(x, config["size"])
-    if name == "CenterCrop":
-        return lambda x: _center_crop(x, config["size"])
-    if name == "Flatten":
-        return lambda x: x.reshape(len(x), -1)
-    if name == "Scale":
-        return lambda x: x * float(config["factor"])
-    if isinstance(name, str) and ":" in name:
-        return trust.load(name, "data.transformations")
-    raise TrainingError(
-        f"unknown transformation {spec!r}; known: ToTensor, Normalize, Resize, CenterCrop, Flatten, Scale or "
-        "module:function"
-    )
-
-
-def _per_channel(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return values.reshape(1, -1, *([1] * (x.dim() - 2))) if values.numel() > 1 and x.dim() > 2 else values
-
-
-def _resize(x: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
-    """torchvision's Resize on a batch (N, C, H, W): an int sets the shorter side, keeping the aspect ratio."""
-    height, width = x.shape[-2:]
-    if isinstance(size, int):
-        short = min(height, width)
-        target = (
-            (size, max(1, round(width * size / short)))
-            if height == short
-            else (max(1, round(height * size / short)), size)
-        )
-    else:
-        target = tuple(size) if len(size) == 2 else (size[0], size[0])
-    return torch.nn.functional.interpolate(x, size=target, mode="bilinear", antialias=True, align_corners=False)
-
-
-def _center_crop(x: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
-    height, width = (size, size) if isinstance(size, int) else (tuple(size) * 2)[:2]
-    top, left = max(0, (x.shape[-2] - height) // 2), max(0, (x.shape[-1] - width) // 2)
-    return x[..., top : top + height, left : left + width]
+    return lambda payloads: transform(decoder(payloads))
 
 
 LABEL_TRANSFORMERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"float": lambda y: y.to(torch.float32)}

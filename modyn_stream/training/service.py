@@ -114,7 +114,10 @@ class TrainerService(TransactionalStage):
         elif training.initial_model == "pretrained":
             model.load_state_dict(self._initial_state(training))
         data = config.data
-        decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust)
+        decoder = build_decoder(
+            data.decoder, data.decoder_config, data.transformations, trust=self.trust,
+            seed=(training.seed or 0) * 1_000_003 + index,  # random transformations: the same for the same set
+        )  # fmt: skip
         loader = ChunkLoader(self.fetchers[event["dataset"]], decoder, manifest)
         labels = build_label_transformer(data.label_transformer, trust=self.trust)
         chunks = ((x, labels(y), w) for x, y, w in loader)

@@ -71,7 +71,8 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
          "data.bytes_parser_function: not one of Modyn's standard snippets (it is never run here): returns "
          "'os.system(ARG)', which is none of Modyn's standard parsers; name a decoder instead (data.decoder: raw,"),
         (lambda d: d["data"].update(transformations=["transforms.RandomErasing()"]),
-         "data.transformations: RandomErasing is not supported; supported: ToTensor, Normalize, Resize, CenterCrop"),
+         "data.transformations: RandomErasing is not supported; supported: ToTensor, Normalize, Resize, CenterCrop, "
+         "RandomResizedCrop, RandomHorizontalFlip"),
         (lambda d: d["data"].update(label_transformer_function="def label_transformer_function(x):\n  return x * 2"),
          "data.label_transformer_function: not one of Modyn's standard snippets"),
         (lambda d: d["evaluation"]["datasets"][0]["metrics"][0].update(
@@ -85,6 +86,8 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
         (lambda d: d["training"]["optimization_criterion"].update(name="CrossEntropy"),
          "training.optimization_criterion: optimization_criterion 'CrossEntropy' is not a torch.nn loss"),
         (lambda d: d["training"].update(gpus=2), "training.gpus: Input should be less than or equal to 1"),
+        (lambda d: d["training"]["optimizers"][0].update(source="APEX", algorithm="FusedLAMB"),
+         "training.optimizers[0]: APEX optimizer 'FusedLAMB' has no torch equivalent here; APEX FusedSGD has"),
         (lambda d: d["training"].update(initial_model="pretrained", initial_model_id=3),
          "training: initial_model_id 3 is a Modyn model-storage id, which names nothing here"),
         (lambda d: d["evaluation"]["handlers"][0]["strategy"].update(interval="[+inf; +1d]"),
@@ -126,6 +129,16 @@ def test_dotted_param_group_modules_and_modyn_placeholders_are_honoured():
     assert groups[1]["params"] == list(model.head.parameters())
     (scheduler,) = build_scheduler(config.training.lr_scheduler, optimizers, steps_per_epoch=7, epochs=3)
     assert scheduler.T_max == 21, "MODYN_NUM_BATCHES: the batches of all epochs"
+
+
+def test_apex_fused_sgd_runs_as_torch_sgd_with_a_note():
+    data = modyn_format()
+    data["training"]["optimizers"][0].update(source="APEX", algorithm="FusedSGD")
+    config, problems = validate_data(data)
+    assert not problems
+    assert "training.optimizers[0].source: APEX FusedSGD runs as torch.optim.SGD" in "\n".join(pipeline_notes(config))
+    optimizers = build_optimizers(build_model("SmallCNN", {"num_classes": 10}), config.training.optimizers)
+    assert type(optimizers["default"]) is torch.optim.SGD
 
 
 def test_the_dlrm_scheduler_warms_up_and_decays_every_group():

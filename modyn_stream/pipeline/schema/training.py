@@ -25,8 +25,8 @@ class OptimizerConfig(Strict):
 
     @model_validator(mode="after")
     def _apex(self) -> OptimizerConfig:
-        if self.source == "APEX" and self.algorithm != "SGD":
-            raise ValueError(f"APEX optimizer {self.algorithm!r} has no torch equivalent here; APEX SGD (FusedSGD) has")
+        if self.source == "APEX" and self.algorithm != "FusedSGD":
+            raise ValueError(f"APEX optimizer {self.algorithm!r} has no torch equivalent here; APEX FusedSGD has")
         return self
 
     def notes(self) -> list[str]:
