@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 import re
 
-DECODER_NAMES = "raw, float32_vector, csv_row, image, text"
+DECODER_NAMES = "raw, float32_vector, csv_row, image, text, criteo"
 
 
 class SnippetError(ValueError):
@@ -111,11 +111,21 @@ _BYTES = [  # (pattern over the canonical form, decoder, its config from the mat
     (rf"^pandas\.read_csv\(io\.BytesIO\(ARG\)(, header=None)?\)\.(?:to_numpy\(\)|values)\[0\]\.astype\({_FLOAT32}\)$",
      "csv_row", lambda m: {"header": m[1] is None}),
 ]  # fmt: skip
-_CRITEO = re.compile(
-    rf"^\{{'numerical_input': (?:torch\.from_numpy\()?(?:torch|numpy)\.frombuffer\(ARG, {_FLOAT32}, count=13\)\)?, "
-    r"'categorical_input': (?:torch\.from_numpy\()?(?:torch|numpy)\.frombuffer\(ARG, "
-    r"(?:dtype=)?(?:numpy|torch)\.int32, offset=52\)\)?\.(?:long\(\)|astype\(numpy\.int64\))\}$"
-)
+
+
+def _is_criteo(form: str) -> bool:
+    """Modyn's Criteo split, in its torch or numpy spelling: 13 float32 features, then int32 ids at byte 52."""
+    match = re.match(r"^\{'numerical_input': (.*), 'categorical_input': (.*)\}$", form)
+    if not match:
+        return False
+    dense, ids = match.groups()
+    reads = r"(?:torch|numpy)\.frombuffer\(ARG"
+    return bool(
+        re.search(rf"{reads}(?:\[:52\])?, {_FLOAT32}(?:, count=13)?\)", dense)
+        and ("count=13" in dense or "ARG[:52]" in dense)
+        and re.search(rf"{reads}(?:\[52:\])?, (?:dtype=)?(?:numpy|torch)\.int32(?:, offset=52)?\)", ids)
+        and ("offset=52" in ids or "ARG[52:]" in ids)
+    )
 
 
 def _shape(text: str) -> list[int]:
@@ -126,7 +136,7 @@ def _shape(text: str) -> list[int]:
 def bytes_parser(source: str) -> tuple[str, dict]:
     """(decoder name, decoder_config) that does what Modyn's `bytes_parser_function` does."""
     form = _returned(source, "bytes_parser_function")
-    if _CRITEO.match(form):
+    if _is_criteo(form):
         return "criteo", {}
     for pattern, decoder, config in _BYTES:
         if match := re.match(pattern, form):
