@@ -71,6 +71,30 @@ def optimizer_problems(config: PipelineConfig) -> list[str]:
     return problems
 
 
+def param_group_problems(config: PipelineConfig) -> list[str]:
+    """The model built from its config, and each optimizer parameter group's `module` looked up in it (a trusted
+    model is built only where it runs)."""
+    if ":" in config.model.id:
+        return []
+    from modyn_stream.training.exceptions import TrainingError
+    from modyn_stream.training.loop import submodule
+    from modyn_stream.training.models import build_model
+
+    try:
+        model = build_model(config.model.id, config.model.config)
+    except (TypeError, ValueError, RuntimeError, OverflowError, TrainingError) as exc:
+        return [f"model.config: {config.model.id} cannot be built with it: {exc}"]
+    problems = []
+    for i, optimizer in enumerate(config.training.optimizers):
+        for j, group in enumerate(optimizer.param_groups):
+            try:
+                submodule(model, group.module)
+            except TrainingError as exc:
+                children = ", ".join(f"model.{name}" for name, _ in model.named_children())
+                problems.append(f"training.optimizers[{i}].param_groups[{j}].module: {exc} (it has {children})")
+    return problems
+
+
 def device_problems(config: PipelineConfig) -> list[str]:
     """CUDA devices this machine does not have (the trainer would refuse every training set)."""
     import torch

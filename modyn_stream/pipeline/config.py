@@ -9,7 +9,7 @@ trusts them (never because the file says so: see `trust.py`).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -47,6 +47,7 @@ class ReplaySection(Strict):
 
 
 class PipelineConfig(Strict):
+    MODYN_REQUIRED: ClassVar = ("model_storage",)
     pipeline: PipelineInfo
     model: ModelSection
     model_storage: ModelStorageSection = Field(default_factory=ModelStorageSection)

@@ -146,7 +146,7 @@ def validate_data(
         return None, problems + [describe(e) for e in exc.errors()] + _old_layout_hint(data)
     problems += model_problems(config.model.id, config.model.config)
     if not problems:
-        problems += checks.optimizer_problems(config)
+        problems += checks.optimizer_problems(config) + checks.param_group_problems(config)
         problems += checks.decoder_problems(config, base)
     references = [("model.id", config.model.id)] if ":" in config.model.id else []
     references += config.data.code_references("data")

@@ -2,7 +2,9 @@
 
 Modyn's infrastructure fields (`training.gpus`, prefetching, selector memory, worker counts) and
 Modyn's code snippets read as named decoders are accepted so Modyn's files run; each one a file
-gives gets a note saying what happens instead. `validate` and `run` print them.
+gives gets a note saying what happens instead. Fields Modyn requires and a section leaves to our
+defaults (a model's `MODYN_REQUIRED`) are named too, so a file that Modyn would refuse says so.
+`validate` and `run` print them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ def field_notes(model: BaseModel, where: str = "") -> list[str]:
         if note := note_of(type(model).model_fields[name]):
             found.append(f"{path}: {note}")
         found += _nested(getattr(model, name), path)
+    defaulted = [n for n in getattr(model, "MODYN_REQUIRED", ()) if n not in model.model_fields_set]
+    if defaulted:
+        shown = ", ".join(_default(model, n) for n in defaulted)
+        found.append(f"{where or '(top level)'}: Modyn requires {shown}, which this file leaves to the defaults here")
     own = getattr(model, "notes", None)
     if callable(own):
         found += [f"{where}.{line}" if where else line for line in own()]
     return found
+
+
+def _default(model: BaseModel, name: str) -> str:
+    value = getattr(model, name)
+    return f"{name} ({value!r})" if isinstance(value, bool | int | float | str | type(None) | list | tuple) else name
 
 
 def _nested(value: object, path: str) -> list[str]:

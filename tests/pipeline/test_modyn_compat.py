@@ -61,7 +61,13 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
         del data["training"][name]
     config, problems = validate_data(data)
     assert not problems
-    assert not [n for n in pipeline_notes(config) if n.startswith("training.")]
+    notes = pipeline_notes(config)
+    assert not [n for n in notes if n.startswith("training.")]
+    assert (
+        "training: Modyn requires gpus (1), dataloader_workers (1), which this file leaves to the defaults here"
+        in notes
+    )
+    assert not [n for n in pipeline_notes(load_pipeline(MODYN_FORMAT)) if "Modyn requires" in n], "it gives them all"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +89,9 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
          "evaluation.datasets[0].metrics[0]: Accuracy after sigmoid is not supported"),
         (lambda d: d["training"]["optimizers"][0].update(algorithm="Adamm"),
          "training.optimizers[0].algorithm: optimizer default: 'Adamm' is not a torch.optim optimizer"),
+        (lambda d: d["training"]["optimizers"][0]["param_groups"][1].update(module="model.top_model"),
+         "training.optimizers[0].param_groups[1].module: the model has no submodule 'model.top_model' (it has "
+         "model.features, model.head)"),
         (lambda d: d["training"]["optimization_criterion"].update(name="CrossEntropy"),
          "training.optimization_criterion: optimization_criterion 'CrossEntropy' is not a torch.nn loss"),
         (lambda d: d["training"].update(gpus=2), "training.gpus: Input should be less than or equal to 1"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -148,6 +148,10 @@ class Metric(Strict):
 class EvalDataset(DataFields):
     """A dataset to score models on; without a decoder of its own it decodes as the pipeline's `data`."""
 
+    MODYN_REQUIRED: ClassVar = (
+        "batch_size",
+        "dataloader_workers",
+    )
     dataset_id: str
     batch_size: Annotated[int, Field(ge=1)] = 256
     dataloader_workers: Annotated[int, Field(ge=0)] = noted(
@@ -170,6 +174,7 @@ class EvalDataset(DataFields):
 
 
 class EvalHandler(Strict):
+    MODYN_REQUIRED: ClassVar = ("execution_time",)
     name: str = "Modyn EvalHandler"
     execution_time: Literal["after_training", "after_pipeline", "manual"] = Field(
         "after_training", description="manual: only `modyn-stream evaluate PIPELINE --handler NAME` runs it."
@@ -193,6 +198,7 @@ class EvalHandler(Strict):
 
 
 class EvaluationSection(Strict):
+    MODYN_REQUIRED: ClassVar = ("device",)
     device: str = "cpu"
     handlers: list[EvalHandler] = Field(min_length=1)
     datasets: list[EvalDataset] = Field(min_length=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -29,6 +29,7 @@ _ZIP = Literal["ZIP_DEFLATED", "ZIP_LZMA", "ZIP_BZIP2", "ZIP_STORED"]
 
 
 class FullModelStrategy(Strict):
+    MODYN_REQUIRED: ClassVar = ("name",)
     name: Literal["PyTorchFullModel", "BinaryFullModel"] = "PyTorchFullModel"
     zip: bool | None = False
     zip_algorithm: _ZIP = "ZIP_DEFLATED"
@@ -51,6 +52,7 @@ class WeightsDifferenceConfig(Strict):
 
 
 class IncrementalModelStrategy(Strict):
+    MODYN_REQUIRED: ClassVar = ("name",)
     name: Literal["WeightsDifference"] = "WeightsDifference"
     zip: bool | None = False
     zip_algorithm: _ZIP = "ZIP_DEFLATED"
@@ -65,6 +67,7 @@ class IncrementalModelStrategy(Strict):
 
 
 class ModelStorageSection(Strict):
+    MODYN_REQUIRED: ClassVar = ("full_model_strategy",)
     full_model_strategy: FullModelStrategy = Field(default_factory=FullModelStrategy)
     incremental_model_strategy: IncrementalModelStrategy | None = None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -10,6 +10,10 @@ from modyn_stream.pipeline.schema.base import Strict, noted
 
 
 class _Selection(Strict):
+    MODYN_REQUIRED: ClassVar = (
+        "maximum_keys_in_memory",
+        "tail_triggers",
+    )
     tail_triggers: Annotated[int, Field(ge=0)] | None = Field(
         None, description="None: all data so far; 0: new data only; k: the last k triggers' data too."
     )
@@ -42,6 +46,7 @@ class FreshnessSamplingStrategy(_Selection):
 
 
 class PresamplingConfig(Strict):
+    MODYN_REQUIRED: ClassVar = ("strategy", "ratio")
     strategy: Literal["Random", "RandomNoReplacement", "LabelBalanced", "TriggerBalanced", "No"] = "No"
     ratio: Annotated[int, Field(ge=1, description="Of ratio_max: 50 of 100 is half, 125 of 1000 an eighth.")] = 100
     ratio_max: Annotated[int, Field(ge=1)] = 100

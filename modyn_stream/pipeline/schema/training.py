@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,11 +13,17 @@ _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 class ParamGroup(Strict):
+    MODYN_REQUIRED: ClassVar = ("module",)
     module: str = Field("model", description="'model', or a dotted path into it as in Modyn: 'model.top_model'.")
     config: dict[str, Any] = Field(default_factory=dict)
 
 
 class OptimizerConfig(Strict):
+    MODYN_REQUIRED: ClassVar = (
+        "name",
+        "source",
+        "param_groups",
+    )
     name: Annotated[str, Field(min_length=1)] = "default"
     algorithm: Annotated[str, Field(min_length=1, description="Any torch.optim optimizer by name.")]
     source: Literal["PyTorch", "APEX"] = "PyTorch"
@@ -41,6 +47,11 @@ class OptimizationCriterion(Strict):
 
 
 class LrScheduler(Strict):
+    MODYN_REQUIRED: ClassVar = (
+        "source",
+        "step_every",
+        "optimizers",
+    )
     name: Annotated[str, Field(min_length=1, description="Any torch.optim.lr_scheduler by name, or DLRMScheduler.")]
     source: Literal["PyTorch", "Custom"] = "PyTorch"
     step_every: Literal["epoch", "batch"] = "epoch"
@@ -62,12 +73,21 @@ CUSTOM_SCHEDULERS = ("DLRMScheduler",)
 
 
 class Checkpointing(Strict):
+    MODYN_REQUIRED: ClassVar = ("activated",)
     activated: bool = False
     interval: Annotated[int, Field(ge=1)] | None = None
     path: str | None = None
 
 
 class TrainingSection(Strict):
+    MODYN_REQUIRED: ClassVar = (
+        "gpus",
+        "dataloader_workers",
+        "shuffle",
+        "use_previous_model",
+        "initial_model",
+        "checkpointing",
+    )
     gpus: Annotated[int, Field(ge=1, le=1)] = noted(1, "training runs on one device, `device`; gpus is not read")
     device: str = "cpu"
     amp: bool = False
