@@ -59,6 +59,11 @@ def optimizer_problems(config: PipelineConfig) -> list[str]:
         if not problems:  # its groups, each on a stand-in parameter, for the scheduler to drive
             groups = [{"params": [torch.zeros(1, requires_grad=True)], **g.config} for g in optimizer.param_groups]
             built[optimizer.name] = kind(groups)
+    if training.grad_scaler_config:
+        try:
+            torch.amp.GradScaler("cpu", enabled=False, **training.grad_scaler_config)
+        except TypeError as exc:
+            problems.append(f"training.grad_scaler_config: torch.amp.GradScaler refuses it: {exc}")
     try:
         build_criterion(training.optimization_criterion)
     except TrainingError as exc:

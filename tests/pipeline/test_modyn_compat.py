@@ -95,6 +95,8 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
         (lambda d: d["training"]["optimization_criterion"].update(name="CrossEntropy"),
          "training.optimization_criterion: optimization_criterion 'CrossEntropy' is not a torch.nn loss"),
         (lambda d: d["training"].update(gpus=2), "training.gpus: Input should be less than or equal to 1"),
+        (lambda d: d["training"].update(amp=True, grad_scaler_config={"init_scal": 2.0}),
+         "training.grad_scaler_config: torch.amp.GradScaler refuses it:"),
         (lambda d: d["training"]["optimizers"][0].update(source="APEX", algorithm="FusedLAMB"),
          "training.optimizers[0]: APEX optimizer 'FusedLAMB' has no torch equivalent here; APEX FusedSGD has"),
         (lambda d: d["training"].update(initial_model="pretrained", initial_model_id=3),

@@ -93,3 +93,26 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(tm
     assert outcome.losses == whole.losses
     assert all(torch.equal(reference[name], resumed[name]) for name in reference)
     assert saves.count("b") == 3 + 4, "after resuming only the later checkpoints (20, 25, 30, 35) are written"
+
+
+def test_selector_weights_scale_each_samples_loss_only_with_uses_weights():
+    config = TrainingSection.model_validate({
+        "batch_size": 8, "seed": 3, "shuffle": False,
+        "optimizers": [{"algorithm": "SGD", "param_groups": [{"config": {"lr": 0.5}}]}],
+        "optimization_criterion": {"name": "CrossEntropyLoss"},
+    })  # fmt: skip
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    half = torch.tensor([1.0, 0.0] * 8)  # every other sample weighs nothing
+
+    def trained(weights, use_weights):
+        torch.manual_seed(1)
+        model = build_model("MLP", {"in_features": 4, "num_classes": 2, "hidden": [8]})
+        train(model, [(x, y, weights)], config, trigger_index=0, num_samples=16, device=torch.device("cpu"),
+              use_weights=use_weights)  # fmt: skip
+        return model.state_dict()
+
+    ignored, unweighted = trained(half, use_weights=False), trained(torch.ones(16), use_weights=False)
+    assert all(torch.equal(ignored[k], unweighted[k]) for k in ignored), "without uses_weights weights are unread"
+    weighted = trained(half, use_weights=True)
+    assert not all(torch.equal(weighted[k], unweighted[k]) for k in weighted)

@@ -22,6 +22,7 @@ from modyn_stream.replay.publisher import TimestampPolicy, replay
 from modyn_stream.replay.sources import SampleSource
 from modyn_stream.selection.manifest import SCHEMA
 from modyn_stream.selection.service import SelectorService
+from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.service import TrainerService
 from modyn_stream.triggers.service import TriggerService
@@ -124,6 +125,25 @@ def test_warm_start_begins_from_the_previous_weights_and_retraining_is_determini
     assert not diff, diff
     assert first[1] == second[1]
     assert again["model_sha256"] == versions[0]["model_sha256"], "same seed + same manifest => same model bytes"
+
+
+def test_a_pretrained_start_loads_the_stored_version_named_by_initial_model_id(kafka_settings, trained):
+    store, artifacts, pid, config, versions, sets = trained
+    data = config.model_dump(exclude_none=True)
+    data["pipeline"]["name"] = "from-a-stored-version"
+    data["training"] |= {"initial_model": "pretrained", "initial_model_id": versions[1]["model_id"],
+                         "optimizers": [{"algorithm": "SGD", "param_groups": [{"config": {"lr": 0.0}}]}]}  # fmt: skip
+    pretrained = validate_data(data)[0]
+    first_set = {**sets[0], "pipeline_id": "from-a-stored-version-0"}  # trigger 0 of another pipeline
+    with TrainerService(kafka_settings, store, ArtifactStore(artifacts.root.parent / "pretrained")) as service:
+        started = load_model(service.train_version(pretrained, first_set)["model_uri"])[0]
+        missing = pretrained.model_copy(update={"training": pretrained.training.model_copy(
+            update={"initial_model_id": f"{pid}/7"})})  # fmt: skip
+        with pytest.raises(TrainingError, match=f"training.initial_model_id: no stored model version '{pid}/7'"):
+            service.train_version(missing, {**first_set, "pipeline_id": "other-0"})
+    stored = load_model(versions[1]["model_uri"])[0]
+    learned = [name for name in stored if "running" not in name and "num_batches" not in name]
+    assert all(torch.equal(started[name], stored[name]) for name in learned), "lr 0: exactly the stored weights"
 
 
 def test_weights_difference_versions_load_as_the_full_models_they_replace(kafka_settings, trained):
