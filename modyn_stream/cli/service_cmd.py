@@ -269,12 +269,11 @@ def evaluator(
 
 
 def evaluate(
-    pipeline: Path = typer.Argument(
-        ..., help="The pipeline YAML file (as registered by `run` or `validate --register`)."
-    ),
+    pipeline: Path = typer.Argument(..., help="The pipeline YAML file."),
     handler: str = typer.Option(
         ..., "--handler", help="The name of an evaluation handler with execution_time: manual."
     ),
+    runs: Path = typer.Option(Path(".modyn-stream/runs"), "--runs", help="Where `modyn-stream run` keeps its runs."),
     config: Path = SystemFile,
     metadata_url: str = MetadataUrl,
     database: str = Database,
@@ -282,18 +281,30 @@ def evaluate(
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
 ) -> None:
-    """Run a manual evaluation handler over every stored model of a pipeline (ClickHouse `evaluations`)."""
+    """Run a manual evaluation handler over every stored model of a pipeline (ClickHouse `evaluations`): those of
+    its `modyn-stream run` when there is one in --runs, else those of the deployment in the system config."""
+    import json
+
     from modyn_stream.evaluation.service import EvaluatorService
+    from modyn_stream.kafka.connect import connected
+    from modyn_stream.orchestration.run import run_directory
     from modyn_stream.pipeline.loading import load_pipeline, pipeline_id
 
     system = _system(config, bootstrap, namespace, metadata_url, database)
-    store = _store(system)
     trust = system.code_trust(trust_code)
     loaded = load_pipeline(pipeline, trust)
     pid = pipeline_id(loaded)[0]
+    state = run_directory(loaded, runs) / "run.json"
+    if metadata_url is None and state.is_file():  # the run's own store and namespace; its Kafka as `run` finds it
+        run_namespace = json.loads(state.read_text())["namespace"]
+        system = _system(config, bootstrap, run_namespace, f"chdb://{(state.parent / 'metadata').resolve()}", "modyn")
+        kafka = connected(system.kafka, say=err.print)
+    else:
+        kafka = _connected(system)
+    store = _store(system)
     store.migrate()
     with (
-        _connected(system) as settings,
+        kafka as settings,
         EvaluatorService(settings, store, trust=trust) as service,
         err.status(f"evaluate: handler {handler!r} of {pid} ..."),
     ):

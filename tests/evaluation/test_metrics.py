@@ -77,6 +77,23 @@ def test_binary_f1_of_a_single_logit_thresholds_at_zero():
                                                                                            "binary", 2))  # fmt: skip
 
 
+def test_binary_f1_scores_the_class_pos_label_names_and_accuracy_thresholds_a_single_logit():
+    logits = torch.tensor([[1.5], [-0.5], [0.0], [-2.0], [-1.0]])
+    labels = torch.tensor([1, 1, 0, 0, 0])
+    predicted = [1, 0, 1, 0, 0]  # sigmoid >= 0.5, as Modyn's torch.ge(torch.sigmoid(x), 0.5)
+
+    def f1_of(c):
+        tp = sum(p == y == c for p, y in zip(predicted, labels.tolist(), strict=True))
+        fp = sum(p == c != y for p, y in zip(predicted, labels.tolist(), strict=True))
+        fn = sum(y == c != p for p, y in zip(predicted, labels.tolist(), strict=True))
+        return 2 * tp / (2 * tp + fp + fn)
+
+    assert f1_of(0) != f1_of(1)
+    assert f1_score(logits, labels, "binary", 2, pos_label=0) == pytest.approx(f1_of(0))
+    assert f1_score(logits, labels, "binary", 2, pos_label=1) == pytest.approx(f1_of(1))
+    assert accuracy(logits, labels) == pytest.approx(3 / 5)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_binary_roc_auc_is_the_pairwise_ranking_probability_with_ties_halved(seed):
     logits, labels = random_case(seed, classes=2)

@@ -47,3 +47,9 @@ def test_a_modyn_format_pipeline_runs_with_its_snippets_read_and_its_notes_print
     assert {(s, e) for _, s, e, _ in scored} == expected, "only the after_training handler: the manual one waits"
     assert {m for *_, m in scored} == {"Accuracy(top1)", "F1Score(macro)", "loss"}
     assert len(scored) == 3 * len(expected) * 3, "models: matrix -> every model on every window"
+
+    # the manual handler runs only when asked, on the run's stored models
+    evaluated = modyn("evaluate", str(pipeline), "--handler", "later", "--runs", str(tmp_path),
+                      bootstrap=kafka_settings.bootstrap_servers, namespace=kafka_settings.namespace)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "handler 'later': 9 metric values" in evaluated.stdout, "3 models x 3 metrics on its one window"
