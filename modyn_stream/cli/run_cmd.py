@@ -39,7 +39,7 @@ def run(
 
     trust = load_system_config().code_trust(trust_code)
     config = load_pipeline(pipeline, trust)  # every problem at once, before anything starts
-    if missing := checks.device_problems(config):
+    if missing := checks.device_problems(config) + checks.weights_problems(config):
         raise PipelineConfigError(str(pipeline), missing)  # this process trains and evaluates
     for note in pipeline_notes(config):
         err.print(f"{pipeline}: note: {note}", highlight=False, markup=False)

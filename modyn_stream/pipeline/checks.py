@@ -84,9 +84,11 @@ def param_group_problems(config: PipelineConfig) -> list[str]:
     from modyn_stream.training.exceptions import TrainingError
     from modyn_stream.training.loop import submodule
     from modyn_stream.training.models import build_model
+    from modyn_stream.training.zoo import architecture_only
 
     try:
-        model = build_model(config.model.id, config.model.config)
+        with architecture_only():
+            model = build_model(config.model.id, config.model.config)
     except (TypeError, ValueError, RuntimeError, OverflowError, TrainingError) as exc:
         return [f"model.config: {config.model.id} cannot be built with it: {exc}"]
     problems = []
@@ -98,6 +100,18 @@ def param_group_problems(config: PipelineConfig) -> list[str]:
                 children = ", ".join(f"model.{name}" for name, _ in model.named_children())
                 problems.append(f"training.optimizers[{i}].param_groups[{j}].module: {exc} (it has {children})")
     return problems
+
+
+def weights_problems(config: PipelineConfig) -> list[str]:
+    """Pretrained weights the model reads that this machine's torch hub cache lacks (never downloaded)."""
+    from modyn_stream.training.zoo import pretrained_weights, weights_file
+
+    weights = None if ":" in config.model.id else pretrained_weights(config.model.id, config.model.config)
+    if weights is None or weights_file(weights).is_file():
+        return []
+    path = weights_file(weights)
+    return [f"model.config.use_pretrained: {config.model.id} reads {path.name}, which is not in {path.parent} "
+            f"(download {weights.url} there, or set use_pretrained: false)"]  # fmt: skip
 
 
 def device_problems(config: PipelineConfig) -> list[str]:

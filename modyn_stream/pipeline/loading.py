@@ -183,13 +183,17 @@ def model_problems(model_id: str, config: dict) -> list[str]:
         return [f"model.id: unknown model {model_id!r}{hint}"]
     parameters = inspect.signature(MODELS[model_id]).parameters
     problems = []
-    for name in config:
+    for name in config if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()) else ():
         if name not in parameters:
             near = difflib.get_close_matches(name, parameters, n=1)
             hint = f"did you mean {near[0]!r}?" if near else f"it takes {', '.join(parameters)}"
             problems.append(f"model.config.{name}: not a parameter of {model_id} ({hint})")
     for name, parameter in parameters.items():
-        if parameter.default is inspect.Parameter.empty and name not in config:
+        if (
+            parameter.default is inspect.Parameter.empty
+            and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+            and (name not in config)
+        ):
             problems.append(f"model.config.{name}: required by {model_id}")
     return problems
 

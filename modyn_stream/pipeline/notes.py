@@ -33,6 +33,19 @@ def field_notes(model: BaseModel, where: str = "") -> list[str]:
     return found
 
 
+def _unread(config: PipelineConfig) -> list[str]:
+    """Config keys a built-in model takes through **kwargs and ignores (Modyn's Dummy)."""
+    import inspect
+
+    from modyn_stream.training.models import MODELS
+
+    if config.model.id not in MODELS:
+        return []
+    parameters = inspect.signature(MODELS[config.model.id]).parameters
+    named = {n for n, p in parameters.items() if p.kind is not p.VAR_KEYWORD}
+    return [] if len(named) == len(parameters) else sorted(set(config.model.config) - named)
+
+
 def _default(model: BaseModel, name: str) -> str:
     value = getattr(model, name)
     return f"{name} ({value!r})" if isinstance(value, bool | int | float | str | type(None) | list | tuple) else name
@@ -62,5 +75,7 @@ def pipeline_notes(config: PipelineConfig) -> list[str]:
             found.append(f"{where}.bytes_parser_function: read as decoder {data.decoder}{options} (not run)")
         if data.label_transformer_function:
             found.append(f"{where}.label_transformer_function: read as label_transformer {data.label_transformer}")
+    found += [f"model.config.{name}: {config.model.id} does not read it (as in Modyn)" for name in _unread(config)]
     found += [f"{problem} (the service that runs it needs one)" for problem in checks.device_problems(config)]
+    found += [f"{problem} (the trainer needs it)" for problem in checks.weights_problems(config)]
     return found

@@ -1,4 +1,5 @@
-"""Models by id: MLP, SmallCNN, ResNet18, TabularDLRM; or `module:Class` where the operator trusts its module.
+"""Models by id: MLP, SmallCNN, TabularDLRM, Modyn's zoo (training/zoo.py: YearbookNet, SmallYearbookNet,
+FmowNet, ResNet18/50/152, Dummy); or `module:Class` where the operator trusts its module.
 
 Every model takes its YAML `model.config` as keyword arguments.
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 from modyn_stream.training.exceptions import TrainingError
+from modyn_stream.training.zoo import ZOO, architecture_only
 
 
 class MLP(nn.Module):
@@ -52,47 +54,6 @@ class SmallCNN(nn.Module):
         return self.head(torch.flatten(self.features(x), 1))
 
 
-class _BasicBlock(nn.Module):
-    def __init__(self, inputs: int, outputs: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(outputs)
-        self.conv2 = nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(outputs)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or inputs != outputs:
-            self.shortcut = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class ResNet18(nn.Module):
-    """ResNet-18 (He et al. 2016); `small_input` swaps the 7x7/stride-2 stem for 3x3 (CIFAR-sized images)."""
-
-    def __init__(self, num_classes: int, in_channels: int = 3, small_input: bool = True):
-        super().__init__()
-        if small_input:
-            stem = [nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
-        else:
-            stem = [
-                nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
-                nn.BatchNorm2d(64),
-                nn.ReLU(),
-                nn.MaxPool2d(3, 2, 1),
-            ]
-        blocks, width = [], 64
-        for outputs, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
-            blocks.append(_BasicBlock(width, outputs, stride))
-            width = outputs
-        self.body = nn.Sequential(*stem, *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(512, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.body(x))
-
-
 class TabularDLRM(nn.Module):
     """DLRM-style: dense features through an MLP, categorical ones through embeddings, pairwise dot interactions.
 
@@ -124,12 +85,7 @@ class TabularDLRM(nn.Module):
         return self.top(torch.cat([dense, dots], dim=1))
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "MLP": MLP,
-    "SmallCNN": SmallCNN,
-    "ResNet18": ResNet18,
-    "TabularDLRM": TabularDLRM,
-}
+MODELS: dict[str, Callable[..., nn.Module]] = {"MLP": MLP, "SmallCNN": SmallCNN, "TabularDLRM": TabularDLRM, **ZOO}
 
 
 def build_model(model_id: str, config: dict, *, trust: CodeTrust = NOBODY) -> nn.Module:
@@ -154,7 +110,7 @@ def model_with_weights(model_id: str, config: dict, state_dict: dict, *, trust: 
     Building on the meta device skips the random initialisation, which would be overwritten anyway,
     and leaves torch's global random generator alone (a trainer seeds it for its initial weights).
     """
-    with torch.device("meta"):
+    with torch.device("meta"), architecture_only():
         model = build_model(model_id, config, trust=trust)
     model.load_state_dict(state_dict, assign=True)
     return model

@@ -1,0 +1,62 @@
+"""Modyn's model zoo: every model builds from Modyn's config keys, trains a step, and gives embeddings."""
+
+import pytest
+import torch
+
+from modyn_stream.training.embeddings import forward_with_embeddings, last_layer
+from modyn_stream.training.exceptions import TrainingError
+from modyn_stream.training.models import build_model, model_with_weights
+from modyn_stream.training.zoo import architecture_only, weights_file
+
+CASES = {  # model id: (Modyn's config, an input batch, the embedding width)
+    "YearbookNet": ({"num_input_channels": 3, "num_classes": 2}, torch.rand(4, 3, 32, 32), 32),
+    "SmallYearbookNet": ({"num_input_channels": 1, "num_classes": 2}, torch.rand(4, 1, 32, 32), 16),
+    "ResNet18": ({"num_classes": 10}, torch.rand(2, 3, 64, 64), 512),
+    "ResNet50": ({"num_classes": 5}, torch.rand(2, 3, 64, 64), 2048),
+    "ResNet152": ({"num_classes": 5}, torch.rand(2, 3, 32, 32), 2048),
+    "FmowNet": ({"num_classes": 62, "use_pretrained": False}, torch.rand(2, 3, 64, 64), 1024),
+    "Dummy": ({}, torch.rand(4, 2), 2),
+}
+
+
+@pytest.mark.parametrize("model_id", CASES)
+def test_each_model_trains_a_step_and_records_its_embeddings(model_id):
+    config, x, width = CASES[model_id]
+    torch.manual_seed(0)
+    model = build_model(model_id, config)
+    outputs, embedded = forward_with_embeddings(model, x)
+    assert embedded.shape == (len(x), width) and outputs.shape[0] == len(x)
+    assert torch.allclose(last_layer(model)(embedded), outputs, atol=1e-5), "the embeddings are its last layer's input"
+    labels = torch.zeros(len(x), dtype=torch.long)
+    torch.nn.functional.cross_entropy(outputs, labels).backward()
+    head = last_layer(model).weight
+    assert head.grad is not None and head.grad.abs().sum() > 0
+    before = head.detach().clone()
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert not torch.equal(before, head.detach())
+    reloaded = model_with_weights(model_id, config, model.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), model.state_dict().values(),
+                                                 strict=True))  # fmt: skip
+
+
+def test_resnets_take_modyn_stream_stems_for_small_or_grey_images():
+    model = build_model("ResNet18", {"num_classes": 10, "in_channels": 1, "small_input": True})
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_pretrained_weights_are_read_from_the_torch_hub_cache_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    from torchvision.models import ResNet18_Weights
+
+    with pytest.raises(TrainingError, match=r"use_pretrained needs resnet18-\w+\.pth in .*checkpoints \(download "):
+        build_model("ResNet18", {"num_classes": 10, "use_pretrained": True})
+    with architecture_only():  # as when validating: only the shape
+        assert build_model("ResNet18", {"num_classes": 10, "use_pretrained": True}).fc.out_features == 10
+    # a cache that has the file (here: weights we make, in torchvision's layout) is read
+    torch.manual_seed(1)
+    imagenet = build_model("ResNet18", {"num_classes": 1000}).state_dict()
+    path = weights_file(ResNet18_Weights.DEFAULT)
+    path.parent.mkdir(parents=True)
+    torch.save(imagenet, path)
+    model = build_model("ResNet18", {"num_classes": 10, "use_pretrained": True})
+    assert torch.equal(model.conv1.weight, imagenet["conv1.weight"]) and model.fc.out_features == 10
