@@ -81,13 +81,15 @@ def param_group_problems(config: PipelineConfig) -> list[str]:
     model is built only where it runs)."""
     if ":" in config.model.id:
         return []
+    import torch
+
     from modyn_stream.training.exceptions import TrainingError
     from modyn_stream.training.loop import submodule
     from modyn_stream.training.models import build_model
     from modyn_stream.training.zoo import architecture_only
 
     try:
-        with architecture_only():
+        with architecture_only(), torch.device("meta"):  # only its shape: no memory for large tables
             model = build_model(config.model.id, config.model.config)
     except (TypeError, ValueError, RuntimeError, OverflowError, TrainingError) as exc:
         return [f"model.config: {config.model.id} cannot be built with it: {exc}"]

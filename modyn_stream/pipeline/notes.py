@@ -76,6 +76,10 @@ def pipeline_notes(config: PipelineConfig) -> list[str]:
         if data.label_transformer_function:
             found.append(f"{where}.label_transformer_function: read as label_transformer {data.label_transformer}")
     found += [f"model.config.{name}: {config.model.id} does not read it (as in Modyn)" for name in _unread(config)]
+    if config.model.id == "DLRM":
+        from modyn_stream.training.dlrm import dlrm_notes
+
+        found += dlrm_notes(config.model.config)
     found += [f"{problem} (the service that runs it needs one)" for problem in checks.device_problems(config)]
     found += [f"{problem} (the trainer needs it)" for problem in checks.weights_problems(config)]
     return found

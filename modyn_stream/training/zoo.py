@@ -1,5 +1,5 @@
 """Modyn's model zoo under Modyn's ids and `model.config` keys: the Wild-Time networks (YearbookNet,
-SmallYearbookNet, FmowNet), torchvision's ResNets, and Modyn's Dummy.
+SmallYearbookNet, FmowNet), torchvision's ResNets, Modyn's DLRM (training/dlrm.py) and Dummy.
 
 Pretrained weights are never downloaded: `use_pretrained` reads torchvision's ImageNet weights from
 the local torch hub cache (`TORCH_HOME`, default ~/.cache/torch), and says which file to put there
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modyn_stream.training.dlrm import DLRM
 from modyn_stream.training.exceptions import TrainingError
 
 _LOAD_PRETRAINED = contextvars.ContextVar("load_pretrained", default=True)
@@ -155,6 +156,7 @@ class Dummy(nn.Module):
 
 
 ZOO = {
+    "DLRM": DLRM,
     "YearbookNet": YearbookNet,
     "SmallYearbookNet": SmallYearbookNet,
     "FmowNet": FmowNet,

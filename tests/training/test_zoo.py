@@ -8,6 +8,11 @@ from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.models import build_model, model_with_weights
 from modyn_stream.training.zoo import architecture_only, weights_file
 
+DLRM_CONFIG = {  # Modyn's keys, CUDA-only variants included (they run as torch layers)
+    "embedding_dim": 4, "interaction_op": "cuda_dot", "hash_indices": True, "bottom_mlp_sizes": [8, 4],
+    "top_mlp_sizes": [16, 8, 1], "embedding_type": "joint_fused", "num_numerical_features": 3, "use_cpp_mlp": True,
+    "categorical_features_info": {"cat_0": 5, "cat_1": 1000}, "max_table_size": 7,
+}  # fmt: skip
 CASES = {  # model id: (Modyn's config, an input batch, the embedding width)
     "YearbookNet": ({"num_input_channels": 3, "num_classes": 2}, torch.rand(4, 3, 32, 32), 32),
     "SmallYearbookNet": ({"num_input_channels": 1, "num_classes": 2}, torch.rand(4, 1, 32, 32), 16),
@@ -16,6 +21,7 @@ CASES = {  # model id: (Modyn's config, an input batch, the embedding width)
     "ResNet152": ({"num_classes": 5}, torch.rand(2, 3, 32, 32), 2048),
     "FmowNet": ({"num_classes": 62, "use_pretrained": False}, torch.rand(2, 3, 64, 64), 1024),
     "Dummy": ({}, torch.rand(4, 2), 2),
+    "DLRM": (DLRM_CONFIG, torch.cat([torch.rand(4, 3), torch.randint(0, 5, (4, 2)).float()], dim=1), 8),
 }
 
 
@@ -26,9 +32,13 @@ def test_each_model_trains_a_step_and_records_its_embeddings(model_id):
     model = build_model(model_id, config)
     outputs, embedded = forward_with_embeddings(model, x)
     assert embedded.shape == (len(x), width) and outputs.shape[0] == len(x)
-    assert torch.allclose(last_layer(model)(embedded), outputs, atol=1e-5), "the embeddings are its last layer's input"
-    labels = torch.zeros(len(x), dtype=torch.long)
-    torch.nn.functional.cross_entropy(outputs, labels).backward()
+    assert torch.allclose(last_layer(model)(embedded).reshape(outputs.shape), outputs, atol=1e-5), (
+        "its last layer's input"
+    )
+    if outputs.dim() == 1:  # one logit (DLRM)
+        torch.nn.functional.binary_cross_entropy_with_logits(outputs, torch.ones(len(x))).backward()
+    else:
+        torch.nn.functional.cross_entropy(outputs, torch.zeros(len(x), dtype=torch.long)).backward()
     head = last_layer(model).weight
     assert head.grad is not None and head.grad.abs().sum() > 0
     before = head.detach().clone()
@@ -60,3 +70,12 @@ def test_pretrained_weights_are_read_from_the_torch_hub_cache_never_downloaded(t
     torch.save(imagenet, path)
     model = build_model("ResNet18", {"num_classes": 10, "use_pretrained": True})
     assert torch.equal(model.conv1.weight, imagenet["conv1.weight"]) and model.fc.out_features == 10
+
+
+def test_dlrm_takes_modyns_dict_input_and_folds_ids_into_capped_tables():
+    model = build_model("DLRM", DLRM_CONFIG)
+    assert [e.num_embeddings for e in model.bottom_model.embeddings] == [5, 7], "max_table_size caps the tables"
+    dense, ids = torch.rand(3, 3), torch.tensor([[1, 999], [6, 13], [4, 6]])
+    as_dict = model({"numerical_input": dense, "categorical_input": ids})
+    folded = model(torch.cat([dense, (ids % torch.tensor([5, 7])).float()], dim=1))
+    assert torch.allclose(as_dict, folded), "hash_indices: ids modulo the table size"
