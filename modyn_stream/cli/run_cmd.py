@@ -41,8 +41,8 @@ def run(
     config = load_pipeline(pipeline, trust)  # every problem at once, before anything starts
     if missing := checks.device_problems(config) + checks.weights_problems(config):
         raise PipelineConfigError(str(pipeline), missing)  # this process trains and evaluates
-    for note in pipeline_notes(config):
-        err.print(f"{pipeline}: note: {note}", highlight=False, markup=False)
+    for note in pipeline_notes(config, portability=False):
+        out.print(f"{pipeline}: note: {note}", highlight=False, markup=False)
     shutdown = ShutdownFlag()
 
     def table(progress: RunProgress) -> Table:

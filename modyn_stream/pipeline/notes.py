@@ -15,15 +15,16 @@ from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.schema.base import note_of
 
 
-def field_notes(model: BaseModel, where: str = "") -> list[str]:
-    """The notes of every field `model` (and the models in it) was given, as 'yaml.path: note'."""
+def field_notes(model: BaseModel, where: str = "", portability: bool = True) -> list[str]:
+    """The notes of every field `model` (and the models in it) was given, as 'yaml.path: note'; with
+    `portability`, also the fields Modyn requires that it leaves to defaults."""
     found = []
     for name in sorted(model.model_fields_set):
         path = f"{where}.{name}" if where else name
         if note := note_of(type(model).model_fields[name]):
             found.append(f"{path}: {note}")
-        found += _nested(getattr(model, name), path)
-    defaulted = [n for n in getattr(model, "MODYN_REQUIRED", ()) if n not in model.model_fields_set]
+        found += _nested(getattr(model, name), path, portability)
+    defaulted = [n for n in getattr(model, "MODYN_REQUIRED", ()) if portability and n not in model.model_fields_set]
     if defaulted:
         shown = ", ".join(_default(model, n) for n in defaulted)
         found.append(f"{where or '(top level)'}: Modyn requires {shown}, which this file leaves to the defaults here")
@@ -51,21 +52,22 @@ def _default(model: BaseModel, name: str) -> str:
     return f"{name} ({value!r})" if isinstance(value, bool | int | float | str | type(None) | list | tuple) else name
 
 
-def _nested(value: object, path: str) -> list[str]:
+def _nested(value: object, path: str, portability: bool) -> list[str]:
     if isinstance(value, BaseModel):
-        return field_notes(value, path)
+        return field_notes(value, path, portability)
     if isinstance(value, list | tuple):
-        return [n for i, item in enumerate(value) for n in _nested(item, f"{path}[{i}]")]
+        return [n for i, item in enumerate(value) for n in _nested(item, f"{path}[{i}]", portability)]
     if isinstance(value, dict):
-        return [n for key, item in value.items() for n in _nested(item, f"{path}.{key}")]
+        return [n for key, item in value.items() for n in _nested(item, f"{path}.{key}", portability)]
     return []
 
 
-def pipeline_notes(config: PipelineConfig) -> list[str]:
-    """Field notes, the decoders read from Modyn's snippets, and devices this machine lacks."""
+def pipeline_notes(config: PipelineConfig, portability: bool = True) -> list[str]:
+    """Field notes, the decoders read from Modyn's snippets, and what this machine lacks; with `portability`,
+    the fields Modyn requires that the file leaves to defaults (for `validate`; `run` leaves them out)."""
     from modyn_stream.pipeline import checks
 
-    found = field_notes(config)
+    found = field_notes(config, portability=portability)
     datasets = [("data", config.data)] + [
         (f"evaluation.datasets[{i}]", d) for i, d in enumerate(config.evaluation.datasets if config.evaluation else [])
     ]

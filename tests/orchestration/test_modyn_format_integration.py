@@ -29,8 +29,8 @@ def test_a_modyn_format_pipeline_runs_with_its_snippets_read_and_its_notes_print
                  namespace=kafka_settings.namespace)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "modyn-format: 3 triggers, 3 models, 3 evaluated" in done.stdout, done.stdout
-    assert "note: training.gpus: training runs on one device" in done.stderr
-    assert "note: data.bytes_parser_function: read as decoder raw" in done.stderr
+    assert "note: training.gpus: training runs on one device" in done.stdout
+    assert "note: data.bytes_parser_function: read as decoder raw" in done.stdout
 
     report = tmp_path / "modyn-format" / "report"
     sizes = [int(size) for _, size in rows(report / "triggers.csv", "trigger", "training_set")]
