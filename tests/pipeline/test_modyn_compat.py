@@ -8,6 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from modyn_stream.cli.main import app
+from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.loading import load_pipeline, validate_data
 from modyn_stream.pipeline.notes import pipeline_notes
 from modyn_stream.training.decoders import build_decoder, build_label_transformer
@@ -43,6 +44,11 @@ def test_a_modyn_format_file_validates_with_a_note_for_each_infrastructure_field
     )
 
 
+def test_a_registered_modyn_format_config_reads_back_as_itself():
+    config = load_pipeline(MODYN_FORMAT)  # services read pipelines back from their JSON in ClickHouse
+    assert PipelineConfig.model_validate_json(config.model_dump_json()) == config
+
+
 def test_validate_prints_the_notes():
     result = CliRunner().invoke(app, ["validate", str(MODYN_FORMAT)])
     assert result.exit_code == 0, result.output
@@ -76,6 +82,7 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
         (lambda d: d["data"].update(bytes_parser_function=UNSAFE),
          "data.bytes_parser_function: not one of Modyn's standard snippets (it is never run here): returns "
          "'os.system(ARG)', which is none of Modyn's standard parsers; name a decoder instead (data.decoder: raw,"),
+        (lambda d: d["data"].update(decoder="csv_row"), "data: give decoder or bytes_parser_function, not both"),
         (lambda d: d["data"].update(transformations=["transforms.RandomErasing()"]),
          "data.transformations: RandomErasing is not supported; supported: ToTensor, Normalize, Resize, CenterCrop, "
          "RandomResizedCrop, RandomHorizontalFlip"),

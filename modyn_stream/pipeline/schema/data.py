@@ -20,7 +20,8 @@ _DATASET_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 LABEL_TRANSFORMERS = ("float",)
 
 
-def _recognised(value: str | None, read) -> str | None:
+def recognised(value: str | None, read) -> str | None:
+    """`value` if it is empty or one of Modyn's snippets that `read` knows; else the reason it is not."""
     if value:
         try:
             read(value)
@@ -36,9 +37,9 @@ def _read_modyn_fields(data: Any) -> Any:
     data = dict(data)
     try:
         if data.get("bytes_parser_function"):
-            if data.get("decoder") not in (None, snippets.bytes_parser(data["bytes_parser_function"])[0]):
-                raise ValueError("give decoder or bytes_parser_function, not both")
             decoder, config = snippets.bytes_parser(data["bytes_parser_function"])
+            if data.get("decoder") not in (None, decoder):  # equal when a stored config is read back
+                raise ValueError("give decoder or bytes_parser_function, not both")
             data["decoder"], data["decoder_config"] = decoder, {**config, **(data.get("decoder_config") or {})}
         if data.get("label_transformer_function") and "label_transformer" not in data:
             data["label_transformer"] = snippets.label_transformer(data["label_transformer_function"])
@@ -74,12 +75,12 @@ class DataFields(Strict):
     @field_validator("bytes_parser_function")
     @classmethod
     def _parser(cls, value: str | None) -> str | None:
-        return _recognised(value, snippets.bytes_parser)
+        return recognised(value, snippets.bytes_parser)
 
     @field_validator("label_transformer_function")
     @classmethod
     def _labels(cls, value: str) -> str:
-        return _recognised(value, snippets.label_transformer) or ""
+        return recognised(value, snippets.label_transformer) or ""
 
     @field_validator("transformations")
     @classmethod

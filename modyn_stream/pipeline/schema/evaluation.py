@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from modyn_stream.pipeline import snippets
 from modyn_stream.pipeline.schema.base import Strict, noted
-from modyn_stream.pipeline.schema.data import DataFields
+from modyn_stream.pipeline.schema.data import DataFields, recognised
 from modyn_stream.timeutil import parse_duration, parse_interval, parse_time
 
 
@@ -118,12 +118,7 @@ class Metric(Strict):
     @field_validator("evaluation_transformer_function")
     @classmethod
     def _transformer(cls, value: str | None) -> str | None:
-        if value:
-            try:
-                snippets.output_transformer(value)
-            except snippets.SnippetError as exc:
-                raise ValueError(f"not one of Modyn's standard snippets (it is never run here): {exc}") from None
-        return value or None
+        return recognised(value, snippets.output_transformer) or None
 
     @model_validator(mode="after")
     def _consistent(self) -> Metric:
