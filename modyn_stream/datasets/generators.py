@@ -5,6 +5,8 @@
   class mix shifts. A model trained on early data loses accuracy after each phase change.
 * `tabular-drift`: a rotating-hyperplane stream: Gaussian features, label = side of a hyperplane
   that turns over event time (gradual drift), with label noise.
+* `yearbook-drift`: a stand-in for Modyn's Yearbook benchmark in its format (float32 1x32x32
+  pictures, binary labels, one day per year from 1970), whose classes drift over the years.
 
 >>> d = generate("tabular-drift", samples=1000, seed=1)
 >>> d.x.shape, d.x.dtype.name, sorted(set(d.y.tolist())), bool((d.t[1:] >= d.t[:-1]).all())
@@ -115,9 +117,26 @@ def tabular_drift(
     return GeneratedDataset("tabular-drift", x, y, t)
 
 
+def yearbook_drift(samples: int = 4_000, seed: int = 0, years: int = 84, noise: float = 0.3) -> GeneratedDataset:
+    """A stand-in for Modyn's Yearbook benchmark, in its format: 1x32x32 float32 pictures, a binary label, and one
+    event-time day per year from 1970-01-01 (Modyn's fake timestamps: 1930 is day 0). Each class is a stripe
+    pattern whose angle turns with the years, so by the last year class 0 looks as class 1 did in the first."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, years * DAY_MS, size=samples, dtype=np.int64))
+    year = t // DAY_MS
+    y = rng.integers(0, 2, size=samples).astype(np.int64)
+    angle = (np.pi / 2) * (year / max(years - 1, 1) + y)
+    rows, cols = np.mgrid[0:32, 0:32].astype(np.float32) / 32
+    phase = np.cos(angle)[:, None, None] * cols + np.sin(angle)[:, None, None] * rows
+    pictures = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * phase) + noise * rng.standard_normal((samples, 32, 32))
+    x = np.clip(pictures, 0, 1).astype(np.float32)[:, None]
+    return GeneratedDataset("yearbook-drift", x, y, t)
+
+
 GENERATORS: dict[str, Callable[..., GeneratedDataset]] = {
     "digits-drift": digits_drift,
     "tabular-drift": tabular_drift,
+    "yearbook-drift": yearbook_drift,
 }
 
 

@@ -53,3 +53,24 @@ def test_a_modyn_format_pipeline_runs_with_its_snippets_read_and_its_notes_print
                       bootstrap=kafka_settings.bootstrap_servers, namespace=kafka_settings.namespace)  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "handler 'later': 9 metric values" in evaluated.stdout, "3 models x 3 metrics on its one window"
+
+
+def test_the_yearbook_example_in_modyns_format_retrains_yearly_and_its_first_model_ages(kafka_settings, tmp_path):
+    config = yaml.safe_load((MODYN_FORMAT.parents[3] / "examples" / "yearbook_modyn.yaml").read_text())
+    config["replay"]["samples"] = 4200
+    config["trigger"] |= {"every": "12d", "fire_on_end_of_stream": True}  # 7 "years" of 12 days, the last too
+    config["evaluation"]["handlers"][0]["strategy"]["eval_every"] = "12d"
+    pipeline = tmp_path / "yearbook.yaml"
+    pipeline.write_text(yaml.safe_dump(config, sort_keys=False))
+    done = modyn("run", str(pipeline), "--runs", str(tmp_path), bootstrap=kafka_settings.bootstrap_servers,
+                 namespace=kafka_settings.namespace)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "yearbook-modyn: 7 triggers, 7 models, 7 evaluated" in done.stdout, done.stdout
+    report = tmp_path / "yearbook-modyn" / "report"
+    accuracy = {(int(i), int(s)): float(v) for i, s, m, v in rows(report / "evaluations.csv", "trigger", "window_start",
+                                                               "metric", "value") if m == "Accuracy(top1)"}  # fmt: skip
+    slices = sorted({s for _, s in accuracy})
+    assert len(slices) == 7 and len(accuracy) == 49, "every model on every slice (models: matrix)"
+    assert accuracy[(0, slices[0])] > 0.8, "the first model knows its own years"
+    assert accuracy[(0, slices[-1])] < accuracy[(0, slices[0])] - 0.2, "and forgets as the classes drift"
+    assert accuracy[(6, slices[-1])] > accuracy[(0, slices[-1])], "the model of the last years knows them better"
