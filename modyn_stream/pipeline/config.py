@@ -49,6 +49,8 @@ class ReplaySection(Strict):
 
 
 class PipelineConfig(Strict):
+    """The whole pipeline file."""
+
     MODYN_REQUIRED: ClassVar = ("model_storage",)
     pipeline: PipelineInfo
     model: ModelSection
@@ -59,3 +61,23 @@ class PipelineConfig(Strict):
     selection_strategy: SelectionConfig
     evaluation: EvaluationSection | None = None
     replay: ReplaySection | None = None
+
+    @model_validator(mode="after")
+    def _downsampled_batches_add_up(self) -> PipelineConfig:
+        """Modyn's rule: batch-then-sample keeps `kept` of each batch, and batch_size / kept of those make a
+        training batch, so kept must divide the batch size."""
+        strategy = self.selection_strategy
+        downsampling = getattr(strategy, "downsampling_config", None)
+        if downsampling is None or downsampling.strategy == "No":
+            return self
+        if self.training.checkpointing.activated:
+            raise ValueError("training.checkpointing with downsampling is not applied by this version: a resumed "
+                             "trigger would select other samples than the run it resumes")  # fmt: skip
+        size = self.training.batch_size
+        kept = max(downsampling.ratio * size // downsampling.ratio_max, 1)
+        if size % kept:
+            raise ValueError(
+                f"selection_strategy.downsampling_config.ratio: keeps {kept} of each batch of {size}, which does not "
+                "divide it: choose a ratio and batch_size so that the kept parts of several batches make one"
+            )
+        return self

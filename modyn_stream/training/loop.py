@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from modyn_stream.pipeline.schema.selection import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import OptimizationCriterion, OptimizerConfig, TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
+from modyn_stream.training.downsampling import kept, select
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.schedulers import build_scheduler
 
@@ -104,8 +106,10 @@ def train(
     device: torch.device,
     checkpointer: Checkpointer | None = None,
     use_weights: bool = False,
+    downsampling: DownsamplingConfig | None = None,
 ) -> TrainOutcome:
-    """Train `model` on the chunks; with `use_weights` each sample's loss is scaled by its selector weight."""
+    """Train `model` on the chunks; with `use_weights` each sample's loss is scaled by its selector weight, and
+    with `downsampling` each batch is downsampled first (training/downsampling.py)."""
     seed = (config.seed or 0) * 1_000_003 + trigger_index
     model.to(device).train()
     optimizers = build_optimizers(model, config.optimizers, device)
@@ -132,7 +136,11 @@ def train(
             if epoch == 0
             else _later_epoch(seen, generator, config.shuffle)
         )
-        for x, y, w in _batches(source, config.batch_size, config.drop_last_batch):
+        batched = _batches(source, config.batch_size, config.drop_last_batch)
+        if downsampling is not None:
+            picks = torch.Generator().manual_seed(seed * 7919 + epoch)
+            batched = _downsampled(batched, downsampling, model, device, config, criterion, picks)
+        for x, y, w in batched:
             if batches < outcome.resumed_after:  # trained before the checkpoint: same data, same order
                 batches += 1
                 continue
@@ -142,7 +150,8 @@ def train(
             with torch.autocast(device.type, enabled=amp):
                 output = model(x)
                 per_sample = criterion(output, _target(y, config.optimization_criterion, output)).reshape(len(x), -1)
-                loss = (per_sample.mean(1) * w if use_weights else per_sample.mean(1)).mean()
+                weighted = use_weights or downsampling is not None  # Modyn's weighted mean: sum(w loss) / sum(w)
+                loss = (per_sample.mean(1) * w).sum() / w.sum() if weighted else per_sample.mean(1).mean()
             scaler.scale(loss).backward()
             for optimizer in optimizers.values():
                 scaler.step(optimizer)
@@ -203,6 +212,26 @@ def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Ten
     if criterion.name in CLASS_INDEX_LOSSES:
         return y.long()
     return y.to(output.dtype).reshape(output.shape)
+
+
+def _downsampled(batches, downsampling, model, device, config, criterion, generator) -> Iterator[Chunk]:
+    """Each batch's kept part (Modyn's batch then sample), accumulated into batches of the batch size; the
+    samples' weights are the selection's times their selector weights."""
+    k = kept(downsampling, config.batch_size)
+    pending: list[Chunk] = []
+
+    def loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return criterion(output, _target(y, config.optimization_criterion, output))
+
+    for x, y, w in batches:
+        x, y, w = x.to(device), y.to(device), w.to(device)
+        chosen, weights = select(downsampling, model, x, y, loss, min(k, len(x)), generator)
+        pending.append((x[chosen], y[chosen], w[chosen] * weights))
+        if sum(len(part[0]) for part in pending) >= config.batch_size:
+            yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))
+            pending = []
+    if pending and not config.drop_last_batch:
+        yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))
 
 
 def _first_epoch(chunks: Iterable[Chunk], seen: list, generator, shuffle: bool) -> Iterator[Chunk]:

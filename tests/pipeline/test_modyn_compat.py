@@ -112,8 +112,8 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
          "evaluation.handlers[0].strategy.interval: invalid interval '[+inf; +1d]': the left bound cannot be +inf"),
         (lambda d: d["data"].update(tokenizer="DistilBertTokenizerTransform"),
          "data.tokenizer: DistilBertTokenizerTransform is not available yet"),
-        (lambda d: d["selection_strategy"].update(downsampling_config={"strategy": "Loss", "ratio": 50}),
-         "selection_strategy.downsampling_config: Loss downsampling is not applied by this version"),
+        (lambda d: d["selection_strategy"].update(downsampling_config={"strategy": "RHOLoss", "ratio": 50}),
+         "selection_strategy.downsampling_config: RHOLoss downsampling is not applied by this version"),
     ],
 )  # fmt: skip
 def test_what_cannot_be_read_is_refused_in_one_line(change, problem):

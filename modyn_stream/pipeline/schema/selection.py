@@ -66,29 +66,55 @@ class PresamplingConfig(Strict):
         return self
 
 
+APPLIED_DOWNSAMPLING = ("Loss", "GradNorm", "Uncertainty")  # the rest are refused until they are applied
+
+
 class DownsamplingConfig(Strict):
+    """In-trainer downsampling (training/downsampling.py): a `ratio` of `ratio_max` of each batch is kept."""
+
     strategy: Literal[
         "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2", "No"
     ] = "No"
-    ratio: Annotated[int, Field(ge=0)] = 100
+    ratio: Annotated[int, Field(ge=1)] = 100
     ratio_max: Annotated[int, Field(ge=1)] = 100
     sample_then_batch: bool = False
     period: Annotated[int, Field(ge=0)] = 1
+    score_metric: Literal["LeastConfidence", "Entropy", "Margin"] | None = Field(None, description="Uncertainty's.")
+    balance: bool = False
 
     def notes(self) -> list[str]:
-        given = sorted(self.model_fields_set - {"strategy"})
-        return [f"{name}: not read with downsampling strategy No" for name in given]
+        if self.strategy == "No":
+            return [
+                f"{name}: not read with downsampling strategy No"
+                for name in sorted(self.model_fields_set - {"strategy"})
+            ]
+        return ["period: only sample-then-batch reads it (as in Modyn)"] if "period" in self.model_fields_set else []
 
     @model_validator(mode="before")
     @classmethod
     def _not_applied_yet(cls, data: Any) -> Any:
         strategy = data.get("strategy", "No") if isinstance(data, dict) else "No"
-        if strategy != "No":  # accepted and not applied would train on all data while saying otherwise
+        if strategy not in ("No", *APPLIED_DOWNSAMPLING):  # accepted and not applied would train on all the data
             raise ValueError(
-                f"{strategy} downsampling is not applied by this version (it would train on all the data): "
-                "use strategy: No"
+                f"{strategy} downsampling is not applied by this version (it would train on all the data); "
+                f"applied: {', '.join(APPLIED_DOWNSAMPLING)}"
             )
         return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DownsamplingConfig:
+        if self.ratio > self.ratio_max:
+            raise ValueError(f"ratio {self.ratio} exceeds ratio_max {self.ratio_max}")
+        if self.strategy == "No":
+            return self
+        if self.sample_then_batch:
+            raise ValueError("sample_then_batch (scoring the whole training set first) is not applied by this "
+                             "version; batch then sample (sample_then_batch: false) is")  # fmt: skip
+        if (self.strategy == "Uncertainty") != (self.score_metric is not None):
+            raise ValueError("score_metric is Uncertainty's, and Uncertainty needs one")
+        if self.balance:
+            raise ValueError("balance (a selection per class) needs sample_then_batch, which is not applied yet")
+        return self
 
 
 class CoresetStrategy(_Selection):

@@ -1,0 +1,96 @@
+"""In-trainer downsampling, batch then sample (Modyn's BtS): each batch is scored by the current model, a
+`ratio` of `ratio_max` of it is kept, and kept samples are trained on with weights, as Modyn's trainer does.
+
+* `Loss`: kept at random with probability proportional to the loss (without replacement, from the seeded
+  generator), weighted 1 / (N p) to keep the gradient unbiased (Katharopoulos & Fleuret 2018).
+* `GradNorm`: the same with the norm of the loss gradient at the model's outputs.
+* `Uncertainty`: the most uncertain kept, weight 1: the lowest largest logit (`LeastConfidence`, as
+  Modyn's), the highest entropy (`Entropy`) or the smallest gap between the two likeliest classes (`Margin`).
+
+The kept parts of `batch_size / kept` batches make one training batch (Modyn's accumulation), whose loss
+is the weighted mean sum(w * loss) / sum(w).
+
+>>> scores = torch.tensor([0.0, 1.0, 3.0])
+>>> proportional(scores, 1, torch.Generator().manual_seed(0))[0].tolist()  # the zero-loss sample never
+[2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+
+
+def kept(config: DownsamplingConfig, batch_size: int) -> int:
+    """How many samples of a batch are kept (at least one)."""
+    return max(config.ratio * batch_size // config.ratio_max, 1)
+
+
+def proportional(scores: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """k indices drawn with probability proportional to `scores`, and their weights 1 / (N p)."""
+    scores = scores.detach().double().cpu()  # drawn on the CPU, from the seeded generator
+    total = scores.sum()
+    probabilities = scores / total if total > 0 else torch.full_like(scores, 1 / len(scores))
+    chosen = torch.multinomial(probabilities, k, replacement=False, generator=generator)
+    return chosen, (1.0 / (len(scores) * probabilities[chosen])).float()
+
+
+def uncertainty(outputs: torch.Tensor, metric: str) -> torch.Tensor:
+    """Modyn's uncertainty scores: the lower, the more uncertain."""
+    if outputs.dim() == 1:
+        outputs = outputs[:, None]
+    if metric == "LeastConfidence":
+        return outputs.abs()[:, 0] if outputs.shape[1] == 1 else outputs.max(dim=1).values
+    if outputs.shape[1] == 1:
+        positive = torch.sigmoid(outputs)
+        probabilities = torch.cat([1 - positive, positive], dim=1)
+    else:
+        probabilities = F.softmax(outputs, dim=1)
+    if metric == "Entropy":
+        return (torch.log(probabilities + 1e-6) * probabilities).sum(dim=1)  # the negative entropy
+    top = probabilities.topk(2, dim=1).values
+    return top[:, 0] - top[:, 1]  # Margin
+
+
+def gradient_norms(outputs: torch.Tensor, targets: torch.Tensor, per_sample_loss: Callable) -> torch.Tensor:
+    """Norms of each sample's loss gradient with respect to the model's outputs."""
+    if isinstance(per_sample_loss, nn.CrossEntropyLoss) and outputs.dim() == 2:  # closed form: softmax - one hot
+        return torch.linalg.vector_norm(F.softmax(outputs, dim=1) - F.one_hot(targets, outputs.shape[1]), dim=1)
+    outputs = outputs.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (gradients,) = torch.autograd.grad(per_sample_loss(outputs, targets).sum(), outputs)
+    return torch.linalg.vector_norm(gradients.reshape(len(outputs), -1), dim=1)
+
+
+def select(
+    config: DownsamplingConfig,
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    per_sample_loss: Callable,
+    k: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The indices of the batch's samples to train on, and their weights."""
+    was_training = model.training
+    model.eval()  # scored as Modyn does: in eval mode, without gradients to the weights
+    try:
+        with torch.no_grad():
+            outputs = model(x)
+        if config.strategy == "Loss":
+            chosen, weights = proportional(per_sample_loss(outputs, targets).reshape(len(x), -1).mean(1), k, generator)
+        elif config.strategy == "GradNorm":
+            chosen, weights = proportional(gradient_norms(outputs, targets, per_sample_loss), k, generator)
+        else:
+            chosen, weights = (
+                torch.argsort(uncertainty(outputs, config.score_metric).cpu(), stable=True)[:k],
+                torch.ones(k),
+            )
+        return chosen.to(x.device), weights.to(x.device)
+    finally:
+        model.train(was_training)

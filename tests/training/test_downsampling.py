@@ -1,0 +1,128 @@
+"""In-trainer downsampling as Modyn's: scores against independent computations, selection, weights, training."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from modyn_stream.pipeline.loading import validate_data
+from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+from modyn_stream.pipeline.schema.training import TrainingSection
+from modyn_stream.training.downsampling import gradient_norms, proportional, select, uncertainty
+from modyn_stream.training.loop import train
+from modyn_stream.training.models import build_model
+from tests.pipeline.test_modyn_compat import modyn_format
+
+LOGITS = torch.tensor([[2.0, 1.0, 0.0], [0.1, 0.2, 0.3], [5.0, -1.0, 0.5]])
+
+
+def softmax(row):
+    e = np.exp(np.array(row) - max(row))
+    return e / e.sum()
+
+
+def test_uncertainty_scores_are_modyns():
+    probabilities = [softmax(row) for row in LOGITS.tolist()]
+    entropy = [float((np.log(p + 1e-6) * p).sum()) for p in probabilities]
+    margin = [float(np.sort(p)[-1] - np.sort(p)[-2]) for p in probabilities]
+    assert uncertainty(LOGITS, "LeastConfidence").tolist() == [2.0, 0.30000001192092896, 5.0]  # the largest logit
+    assert uncertainty(LOGITS, "Entropy").tolist() == pytest.approx(entropy, abs=1e-6)
+    assert uncertainty(LOGITS, "Margin").tolist() == pytest.approx(margin, abs=1e-6)
+    binary = torch.tensor([[-2.0], [0.5]])
+    assert uncertainty(binary, "LeastConfidence").tolist() == [2.0, 0.5]
+    p = 1 / (1 + math.exp(-0.5))
+    assert uncertainty(binary, "Margin")[1].item() == pytest.approx(abs(p - (1 - p)), abs=1e-6)
+
+
+def test_gradient_norms_in_closed_form_equal_autograds():
+    targets = torch.tensor([0, 2, 1])
+    closed = gradient_norms(LOGITS, targets, torch.nn.CrossEntropyLoss(reduction="none"))
+    generic = gradient_norms(
+        LOGITS, targets, lambda out, y: torch.nn.functional.cross_entropy(out, y, reduction="none")
+    )
+    assert torch.allclose(closed, generic, atol=1e-6)
+
+
+def test_proportional_draws_by_score_and_weights_one_over_n_p():
+    scores = torch.tensor([1.0, 0.0, 3.0, 4.0])
+    draws = [proportional(scores, 2, torch.Generator().manual_seed(s))[0].tolist() for s in range(200)]
+    assert all(1 not in d and len(set(d)) == 2 for d in draws), "no zero-score sample, no repeats"
+    counts = np.bincount([i for d in draws for i in d], minlength=4)
+    assert counts[3] > counts[2] > counts[0]
+    chosen, weights = proportional(scores, 2, torch.Generator().manual_seed(0))
+    assert torch.allclose(weights, (1 / (4 * scores[chosen] / scores.sum())).float())
+    again = proportional(scores, 2, torch.Generator().manual_seed(0))[0]
+    assert torch.equal(chosen, again), "the same seed, the same draw"
+
+
+def test_uncertainty_keeps_the_most_uncertain_with_weight_one():
+    model = torch.nn.Identity()
+    config = DownsamplingConfig(strategy="Uncertainty", score_metric="Margin", ratio=50)
+    chosen, weights = select(config, model, LOGITS, torch.zeros(3, dtype=torch.long), None, 1, torch.Generator())
+    assert chosen.tolist() == [1] and weights.tolist() == [1.0], "the flattest outputs have the smallest margin"
+
+
+@pytest.mark.parametrize("strategy", [{"strategy": "Loss"}, {"strategy": "GradNorm"},
+                                      {"strategy": "Uncertainty", "score_metric": "Entropy"}])  # fmt: skip
+def test_downsampled_training_trains_on_the_kept_part_and_is_reproducible(strategy):
+    config = TrainingSection.model_validate({
+        "batch_size": 16, "seed": 3, "epochs_per_trigger": 2,
+        "optimizers": [{"algorithm": "SGD", "param_groups": [{"config": {"lr": 0.1}}]}],
+        "optimization_criterion": {"name": "CrossEntropyLoss"},
+    })  # fmt: skip
+    downsampling = DownsamplingConfig(ratio=25, **strategy)  # 4 of each 16: four batches make one
+    x = torch.randn(128, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+
+    def run(d):
+        torch.manual_seed(1)
+        model = build_model("MLP", {"in_features": 4, "num_classes": 2, "hidden": [8]})
+        outcome = train(model, [(x, y, torch.ones(128))], config, trigger_index=0, num_samples=128,
+                        device=torch.device("cpu"), downsampling=d)  # fmt: skip
+        return model.state_dict(), outcome
+
+    (first, outcome), (second, _), (full, whole) = run(downsampling), run(downsampling), run(None)
+    assert outcome.samples_passed == 2 * 32 and whole.samples_passed == 2 * 128, "a quarter of each epoch"
+    assert all(torch.equal(first[k], second[k]) for k in first), "the same seed, the same selection and weights"
+    assert not all(torch.equal(first[k], full[k]) for k in first)
+
+
+@pytest.mark.parametrize(
+    ("downsampling", "problem"),
+    [
+        ({"strategy": "Loss", "ratio": 30},
+         "(top level): selection_strategy.downsampling_config.ratio: keeps 9 of each batch of 32, which does not"),
+        ({"strategy": "Loss", "ratio": 50, "sample_then_batch": True},
+         "selection_strategy.downsampling_config: sample_then_batch (scoring the whole training set first) is not"),
+        ({"strategy": "Loss", "ratio": 50, "score_metric": "Margin"},
+         "selection_strategy.downsampling_config: score_metric is Uncertainty's"),
+        ({"strategy": "Uncertainty", "ratio": 50, "score_metric": "Margin", "balance": True},
+         "selection_strategy.downsampling_config: balance (a selection per class) needs sample_then_batch"),
+        ({"strategy": "Craig", "ratio": 50},
+         "selection_strategy.downsampling_config: Craig downsampling is not applied"),
+    ],
+)  # fmt: skip
+def test_downsampling_that_is_not_applied_is_refused_in_one_line(downsampling, problem):
+    data = modyn_format()
+    data["selection_strategy"]["downsampling_config"] = downsampling
+    problems = validate_data(data)[1]
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+def test_downsampling_with_checkpointing_is_refused():
+    data = modyn_format()
+    data["selection_strategy"]["downsampling_config"] = {"strategy": "GradNorm", "ratio": 50}
+    data["training"]["checkpointing"] = {"activated": True, "interval": 5}
+    assert validate_data(data)[1][0].startswith("(top level): training.checkpointing with downsampling is not")
+
+
+def test_the_trainer_downsamples_only_after_the_warmup_triggers():
+    from modyn_stream.training.service import _downsampling
+
+    data = modyn_format()
+    data["selection_strategy"] |= {"warmup_triggers": 2,
+                                   "downsampling_config": {"strategy": "Loss", "ratio": 50}}  # fmt: skip
+    config, problems = validate_data(data)
+    assert not problems
+    assert [_downsampling(config, i) is None for i in range(4)] == [True, True, False, False]
