@@ -115,7 +115,10 @@ def train(
     optimizers = build_optimizers(model, config.optimizers, device)
     criterion = build_criterion(config.optimization_criterion)
     per_epoch = num_samples // config.batch_size if config.drop_last_batch else -(-num_samples // config.batch_size)
-    schedulers = build_scheduler(config.lr_scheduler, optimizers, per_epoch, config.epochs_per_trigger)
+    if downsampling is not None:  # as Modyn counts MODYN_NUM_BATCHES: the batches trained after downsampling
+        per_epoch = max(downsampling.ratio * per_epoch * config.batch_size // downsampling.ratio_max, 1)
+        per_epoch //= config.batch_size
+    schedulers = build_scheduler(config.lr_scheduler, optimizers, max(per_epoch, 1), config.epochs_per_trigger)
     per_batch = config.lr_scheduler is not None and config.lr_scheduler.step_every == "batch"
     amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=amp, **(config.grad_scaler_config or {}))
