@@ -109,9 +109,9 @@ def weights_problems(config: PipelineConfig) -> list[str]:
     from modyn_stream.training.zoo import pretrained_weights, weights_file
 
     weights = None if ":" in config.model.id else pretrained_weights(config.model.id, config.model.config)
-    if weights is None or weights_file(weights).is_file():
+    path = None if weights is None else weights_file(weights)
+    if path is None or path.is_file():
         return []
-    path = weights_file(weights)
     return [f"model.config.use_pretrained: {config.model.id} reads {path.name}, which is not in {path.parent} "
             f"(download {weights.url} there, or set use_pretrained: false)"]  # fmt: skip
 

@@ -66,15 +66,14 @@ class PipelineConfig(Strict):
     def _downsampled_batches_add_up(self) -> PipelineConfig:
         """Modyn's rule: batch-then-sample keeps `kept` of each batch, and batch_size / kept of those make a
         training batch, so kept must divide the batch size."""
-        strategy = self.selection_strategy
-        downsampling = getattr(strategy, "downsampling_config", None)
-        if downsampling is None or downsampling.strategy == "No":
+        downsampling = self.selection_strategy.downsampling()
+        if downsampling is None:
             return self
         if self.training.checkpointing.activated:
             raise ValueError("training.checkpointing with downsampling is not applied by this version: a resumed "
                              "trigger would select other samples than the run it resumes")  # fmt: skip
         size = self.training.batch_size
-        kept = max(downsampling.ratio * size // downsampling.ratio_max, 1)
+        kept = downsampling.kept(size)
         if size % kept:
             raise ValueError(
                 f"selection_strategy.downsampling_config.ratio: keeps {kept} of each batch of {size}, which does not "

@@ -26,11 +26,6 @@ from torch import nn
 from modyn_stream.pipeline.schema.selection import DownsamplingConfig
 
 
-def kept(config: DownsamplingConfig, batch_size: int) -> int:
-    """How many samples of a batch are kept (at least one)."""
-    return max(config.ratio * batch_size // config.ratio_max, 1)
-
-
 def proportional(scores: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """k indices drawn with probability proportional to `scores`, and their weights 1 / (N p)."""
     scores = scores.detach().double().cpu()  # drawn on the CPU, from the seeded generator

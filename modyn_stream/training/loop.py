@@ -19,7 +19,7 @@ from torch import nn
 from modyn_stream.pipeline.schema.selection import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import OptimizationCriterion, OptimizerConfig, TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
-from modyn_stream.training.downsampling import kept, select
+from modyn_stream.training.downsampling import select
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.schedulers import build_scheduler
 
@@ -116,8 +116,7 @@ def train(
     criterion = build_criterion(config.optimization_criterion)
     per_epoch = num_samples // config.batch_size if config.drop_last_batch else -(-num_samples // config.batch_size)
     if downsampling is not None:  # as Modyn counts MODYN_NUM_BATCHES: the batches trained after downsampling
-        per_epoch = max(downsampling.ratio * per_epoch * config.batch_size // downsampling.ratio_max, 1)
-        per_epoch //= config.batch_size
+        per_epoch = downsampling.ratio * per_epoch * config.batch_size // downsampling.ratio_max // config.batch_size
     schedulers = build_scheduler(config.lr_scheduler, optimizers, max(per_epoch, 1), config.epochs_per_trigger)
     per_batch = config.lr_scheduler is not None and config.lr_scheduler.step_every == "batch"
     amp = config.amp and device.type == "cuda"
@@ -127,6 +126,7 @@ def train(
         if config.num_samples_to_pass
         else None
     )
+    weighted = use_weights or downsampling is not None  # Modyn's weighted mean: sum(w loss) / sum(w)
     outcome, seen, batches = TrainOutcome(), [], 0
     saved = checkpointer.load() if checkpointer else None
     if saved:
@@ -153,7 +153,6 @@ def train(
             with torch.autocast(device.type, enabled=amp):
                 output = model(x)
                 per_sample = criterion(output, _target(y, config.optimization_criterion, output)).reshape(len(x), -1)
-                weighted = use_weights or downsampling is not None  # Modyn's weighted mean: sum(w loss) / sum(w)
                 loss = (per_sample.mean(1) * w).sum() / w.sum() if weighted else per_sample.mean(1).mean()
             scaler.scale(loss).backward()
             for optimizer in optimizers.values():
@@ -220,8 +219,9 @@ def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Ten
 def _downsampled(batches, downsampling, model, device, config, criterion, generator) -> Iterator[Chunk]:
     """Each batch's kept part (Modyn's batch then sample), accumulated into batches of the batch size; the
     samples' weights are the selection's times their selector weights."""
-    k = kept(downsampling, config.batch_size)
+    k = downsampling.kept(config.batch_size)
     pending: list[Chunk] = []
+    count = 0
 
     def loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return criterion(output, _target(y, config.optimization_criterion, output))
@@ -230,9 +230,10 @@ def _downsampled(batches, downsampling, model, device, config, criterion, genera
         x, y, w = x.to(device), y.to(device), w.to(device)
         chosen, weights = select(downsampling, model, x, y, loss, min(k, len(x)), generator)
         pending.append((x[chosen], y[chosen], w[chosen] * weights))
-        if sum(len(part[0]) for part in pending) >= config.batch_size:
+        count += len(chosen)
+        if count >= config.batch_size:
             yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))
-            pending = []
+            pending, count = [], 0
     if pending and not config.drop_last_batch:
         yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))
 

@@ -25,8 +25,6 @@ import torch
 from modyn_stream.pipeline.schema.training import LrScheduler
 from modyn_stream.training.exceptions import TrainingError
 
-PLACEHOLDERS = ("MODYN_NUM_BATCHES", "MODYN_NUM_EPOCHS")
-
 
 def substituted(config: dict[str, Any], batches: int, epochs: int) -> dict[str, Any]:
     """`config` with Modyn's placeholders replaced (at any depth, as whole string values)."""

@@ -126,7 +126,8 @@ class TrainerService(TransactionalStage):
             outcome = train(
                 model, chunks, training, trigger_index=index, num_samples=manifest.num_rows,
                 device=_device(training.device), checkpointer=checkpointer,
-                use_weights=config.selection_strategy.uses_weights, downsampling=_downsampling(config, index),
+                use_weights=config.selection_strategy.uses_weights,
+                downsampling=config.selection_strategy.downsampling(index),
             )  # fmt: skip
         except IndexError as exc:  # a model without num_classes in its config, given a label it has no class for
             raise TrainingError(f"a label does not fit the model's outputs: {exc}") from None
@@ -213,15 +214,6 @@ class TrainerService(TransactionalStage):
     def close(self, abandon: bool = False) -> None:
         super().close(abandon)
         self.fetchers.close()
-
-
-def _downsampling(config: PipelineConfig, index: int):
-    """The trigger's in-trainer downsampling, if any: none during CoresetStrategy's warmup triggers."""
-    strategy = config.selection_strategy
-    downsampling = getattr(strategy, "downsampling_config", None)
-    if downsampling is None or downsampling.strategy == "No" or index < strategy.warmup_triggers:
-        return None
-    return downsampling
 
 
 def _device(name: str) -> torch.device:

@@ -118,11 +118,9 @@ def test_downsampling_with_checkpointing_is_refused():
 
 
 def test_the_trainer_downsamples_only_after_the_warmup_triggers():
-    from modyn_stream.training.service import _downsampling
-
     data = modyn_format()
     data["selection_strategy"] |= {"warmup_triggers": 2,
                                    "downsampling_config": {"strategy": "Loss", "ratio": 50}}  # fmt: skip
     config, problems = validate_data(data)
     assert not problems
-    assert [_downsampling(config, i) is None for i in range(4)] == [True, True, False, False]
+    assert [config.selection_strategy.downsampling(i) is None for i in range(4)] == [True, True, False, False]

@@ -9,6 +9,11 @@ from pydantic import Field, field_validator, model_validator
 from modyn_stream.pipeline.schema.base import Strict, noted
 
 
+def _ratio_within(ratio: int, ratio_max: int) -> None:
+    if ratio > ratio_max:
+        raise ValueError(f"ratio {ratio} exceeds ratio_max {ratio_max}")
+
+
 class _Selection(Strict):
     MODYN_REQUIRED: ClassVar = (
         "maximum_keys_in_memory",
@@ -33,6 +38,10 @@ class _Selection(Strict):
         if value == 0 or value < -1:
             raise ValueError("limit must be -1 (no limit) or positive")
         return value
+
+    def downsampling(self, trigger_index: int | None = None) -> DownsamplingConfig | None:
+        """The in-trainer downsampling of this strategy (at `trigger_index`, if given), or None."""
+        return None
 
 
 class NewDataStrategy(_Selection):
@@ -61,8 +70,7 @@ class PresamplingConfig(Strict):
 
     @model_validator(mode="after")
     def _ratio(self) -> PresamplingConfig:
-        if self.ratio > self.ratio_max:
-            raise ValueError(f"ratio {self.ratio} exceeds ratio_max {self.ratio_max}")
+        _ratio_within(self.ratio, self.ratio_max)
         return self
 
 
@@ -101,10 +109,13 @@ class DownsamplingConfig(Strict):
             )
         return data
 
+    def kept(self, batch_size: int) -> int:
+        """How many samples of a batch are kept (at least one)."""
+        return max(self.ratio * batch_size // self.ratio_max, 1)
+
     @model_validator(mode="after")
     def _consistent(self) -> DownsamplingConfig:
-        if self.ratio > self.ratio_max:
-            raise ValueError(f"ratio {self.ratio} exceeds ratio_max {self.ratio_max}")
+        _ratio_within(self.ratio, self.ratio_max)
         if self.strategy == "No":
             return self
         if self.sample_then_batch:
@@ -122,6 +133,11 @@ class CoresetStrategy(_Selection):
     warmup_triggers: Annotated[int, Field(ge=0, description="The first triggers train on all their data.")] = 0
     presampling_config: PresamplingConfig = Field(default_factory=PresamplingConfig)
     downsampling_config: DownsamplingConfig = Field(default_factory=DownsamplingConfig)
+
+    def downsampling(self, trigger_index: int | None = None) -> DownsamplingConfig | None:
+        """None with strategy No, and during the `warmup_triggers`."""
+        warming = trigger_index is not None and trigger_index < self.warmup_triggers
+        return None if self.downsampling_config.strategy == "No" or warming else self.downsampling_config
 
 
 SelectionConfig = Annotated[NewDataStrategy | FreshnessSamplingStrategy | CoresetStrategy, Field(discriminator="name")]
