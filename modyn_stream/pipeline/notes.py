@@ -34,17 +34,12 @@ def field_notes(model: BaseModel, where: str = "", portability: bool = True) -> 
     return found
 
 
-def _unread(config: PipelineConfig) -> list[str]:
-    """Config keys a built-in model takes through **kwargs and ignores (Modyn's Dummy)."""
-    import inspect
-
+def _model_notes(config: PipelineConfig) -> list[str]:
+    """What a built-in model does differently with its config: its own `config_notes`, if it has them."""
     from modyn_stream.training.models import MODELS
 
-    if config.model.id not in MODELS:
-        return []
-    parameters = inspect.signature(MODELS[config.model.id]).parameters
-    named = {n for n, p in parameters.items() if p.kind is not p.VAR_KEYWORD}
-    return [] if len(named) == len(parameters) else sorted(set(config.model.config) - named)
+    own = getattr(MODELS.get(config.model.id), "config_notes", None)
+    return [f"model.config.{line}" for line in own(config.model.config)] if own else []
 
 
 def _default(model: BaseModel, name: str) -> str:
@@ -77,11 +72,7 @@ def pipeline_notes(config: PipelineConfig, portability: bool = True) -> list[str
             found.append(f"{where}.bytes_parser_function: read as decoder {data.decoder}{options} (not run)")
         if data.label_transformer_function:
             found.append(f"{where}.label_transformer_function: read as label_transformer {data.label_transformer}")
-    found += [f"model.config.{name}: {config.model.id} does not read it (as in Modyn)" for name in _unread(config)]
-    if config.model.id == "DLRM":
-        from modyn_stream.training.dlrm import dlrm_notes
-
-        found += dlrm_notes(config.model.config)
+    found += _model_notes(config)
     found += [f"{problem} (the service that runs it needs one)" for problem in checks.device_problems(config)]
     found += [f"{problem} (the trainer needs it)" for problem in checks.weights_problems(config)]
     return found

@@ -65,6 +65,18 @@ class DLRM(nn.Module):
     def classifier(self) -> nn.Module:
         return self.top_model.classifier
 
+    @staticmethod
+    def config_notes(config: dict) -> list[str]:
+        """What of a DLRM config runs differently here, as 'field: note' lines (pipeline/notes.py prints them)."""
+        notes = []
+        if config.get("interaction_op") == "cuda_dot":
+            notes.append("interaction_op: cuda_dot is computed as dot (the same function, in torch)")
+        if config.get("embedding_type", "joint") != "joint":
+            notes.append(f"embedding_type: {config['embedding_type']} runs as one torch table per feature")
+        if config.get("use_cpp_mlp"):
+            notes.append("use_cpp_mlp: the MLPs are torch's Linear layers")
+        return notes
+
     def forward(self, data: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         if isinstance(data, dict):
             dense, ids = data["numerical_input"].float(), data["categorical_input"].long()
@@ -91,15 +103,3 @@ def _mlp(sizes: list[int], last_relu: bool) -> nn.Sequential:
         if last_relu or i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-def dlrm_notes(config: dict) -> list[str]:
-    """What of a DLRM config runs differently here, as 'model.config.field: note' lines."""
-    notes = []
-    if config.get("interaction_op") == "cuda_dot":
-        notes.append("model.config.interaction_op: cuda_dot is computed as dot (the same function, in torch)")
-    if config.get("embedding_type", "joint") != "joint":
-        notes.append(f"model.config.embedding_type: {config['embedding_type']} runs as one torch table per feature")
-    if config.get("use_cpp_mlp"):
-        notes.append("model.config.use_cpp_mlp: the MLPs are torch's Linear layers")
-    return notes

@@ -154,6 +154,10 @@ class Dummy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(x)
 
+    @staticmethod
+    def config_notes(config: dict) -> list[str]:
+        return [f"{name}: Dummy does not read it (as in Modyn)" for name in sorted(config)]
+
 
 ZOO = {
     "DLRM": DLRM,

@@ -79,3 +79,11 @@ def test_dlrm_takes_modyns_dict_input_and_folds_ids_into_capped_tables():
     as_dict = model({"numerical_input": dense, "categorical_input": ids})
     folded = model(torch.cat([dense, (ids % torch.tensor([5, 7])).float()], dim=1))
     assert torch.allclose(as_dict, folded), "hash_indices: ids modulo the table size"
+
+
+def test_models_name_the_config_they_run_differently_or_ignore():
+    from modyn_stream.training.models import MODELS
+
+    assert [line.split(":")[0] for line in MODELS["DLRM"].config_notes(DLRM_CONFIG)] == [
+        "interaction_op", "embedding_type", "use_cpp_mlp"]  # fmt: skip
+    assert MODELS["Dummy"].config_notes({"num_classes": 10}) == ["num_classes: Dummy does not read it (as in Modyn)"]
