@@ -151,16 +151,7 @@ class EvaluatorService(TransactionalStage):
             return 0  # nothing to publish, so no need to read the topic for the marker
         if self._after_pipeline_published(pid):
             return 0
-        models = self.store.query(
-            "SELECT pipeline_id, trigger_index, model_id, model_uri, model_sha256 FROM models FINAL "
-            "WHERE pipeline_id = {p:String} ORDER BY trigger_index",
-            {"p": pid},
-        )
-        rows = []
-        for p, index, model_id, uri, sha in models:
-            event = {"pipeline_id": p, "trigger_index": index, "model_id": model_id, "model_uri": uri,
-                     "model_sha256": sha}  # fmt: skip
-            rows += self.evaluate(config, event, "after_pipeline")
+        rows = [row for event in self._stored_models(pid) for row in self.evaluate(config, event, "after_pipeline")]
         if rows:
             records = [self._record(r, [AFTER_PIPELINE]) for r in rows]
             producer = transactional_producer(
@@ -177,17 +168,16 @@ class EvaluatorService(TransactionalStage):
             raise TrainingError(
                 f"pipeline {pid} has no manual evaluation handler {handler!r}; manual handlers: {manual or 'none'}"
             )
-        models = self.store.query(
-            "SELECT pipeline_id, trigger_index, model_id, model_uri, model_sha256 FROM models FINAL "
-            "WHERE pipeline_id = {p:String} ORDER BY trigger_index",
+        return sum(len(self.evaluate(config, event, "manual", handler)) for event in self._stored_models(pid))
+
+    def _stored_models(self, pid: str) -> list[dict]:
+        """The pipeline's model versions in trigger order, as the parts of ModelVersionEvents `evaluate` reads."""
+        names = ("pipeline_id", "trigger_index", "model_id", "model_uri", "model_sha256")
+        rows = self.store.query(
+            f"SELECT {', '.join(names)} FROM models FINAL WHERE pipeline_id = {{p:String}} ORDER BY trigger_index",
             {"p": pid},
         )
-        written = 0
-        for p, index, model_id, uri, sha in models:
-            event = {"pipeline_id": p, "trigger_index": index, "model_id": model_id, "model_uri": uri,
-                     "model_sha256": sha}  # fmt: skip
-            written += len(self.evaluate(config, event, "manual", handler))
-        return written
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def _after_pipeline_published(self, pid: str) -> bool:
         messages = read_topic(self.settings, self.names.evaluations, f"{self.settings.namespace}.evaluator-recovery")
@@ -244,18 +234,21 @@ class EvaluatorService(TransactionalStage):
         return rows
 
     def _windows(self, config: PipelineConfig, handlers: list[EvalHandler], pid: str, index: int) -> dict:
-        boundaries = dict(
-            self.store.query(
-                "SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time) FROM triggers FINAL "
+        triggers = {
+            i: (t, key)
+            for i, t, key in self.store.query(
+                "SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time), boundary_key FROM triggers FINAL "
                 "WHERE pipeline_id = {p:String} ORDER BY trigger_index",
                 {"p": pid},
             )
-        )
+        }
+        boundaries = {i: t for i, (t, _) in triggers.items()}
         if index not in boundaries:
             raise TrainingError(f"trigger {pid}#{index} is not recorded in ClickHouse triggers")
         mine, before, after = boundaries[index], boundaries.get(index - 1), boundaries.get(index + 1)
         jobs: dict[str, set[Window]] = {}
         ranges = {dataset: self._time_range(dataset) for handler in handlers for dataset in handler.datasets}
+        trained = None  # the model's training interval, for Offset handlers: read once
         for handler in handlers:
             for dataset in handler.datasets:
                 first, last = ranges[dataset]
@@ -263,7 +256,7 @@ class EvaluatorService(TransactionalStage):
                     jobs.setdefault(dataset, set())
                     continue
                 if isinstance(handler.strategy, OffsetEvalStrategy):  # this model's own windows
-                    trained = self._training_interval(config.data.dataset_id, pid, index)
+                    trained = trained or self._training_interval(config.data.dataset_id, triggers, index)
                     jobs.setdefault(dataset, set()).update(offset_windows(handler.strategy.offsets, *trained))
                     continue
                 windows = windows_for(handler.strategy, sorted(boundaries.values()), first, last)
@@ -272,22 +265,15 @@ class EvaluatorService(TransactionalStage):
                 )
         return jobs
 
-    def _training_interval(self, dataset: str, pid: str, index: int) -> tuple[int, int]:
-        """The event times (ms) of the first and the last sample of trigger `index`'s data."""
-        bounds = dict(
-            (i, (t, k))
-            for i, t, k in self.store.query(
-                "SELECT trigger_index, toUnixTimestamp64Milli(boundary_event_time), boundary_key FROM triggers FINAL "
-                "WHERE pipeline_id = {p:String} AND trigger_index IN ({i:UInt32}, {j:UInt32})",
-                {"p": pid, "i": index, "j": max(index - 1, 0)},
-            )
-        )
-        end_time, end_key = bounds[index]
+    def _training_interval(self, dataset: str, triggers: dict, index: int) -> tuple[int, int]:
+        """The event times (ms) of the first and the last sample of trigger `index`'s data; `triggers` maps each
+        trigger to its boundary (event time, key)."""
+        end_time, end_key = triggers[index]
         after = ""
         params = {"d": dataset, "t": end_time, "k": end_key}
-        if index > 0 and index - 1 in bounds:
+        if index - 1 in triggers:
             after = " AND (event_time, key) > (fromUnixTimestamp64Milli({pt:Int64}), {pk:String})"
-            params |= {"pt": bounds[index - 1][0], "pk": bounds[index - 1][1]}
+            params |= {"pt": triggers[index - 1][0], "pk": triggers[index - 1][1]}
         (first,), = self.store.query(
             "SELECT toUnixTimestamp64Milli(min(event_time)) FROM samples WHERE dataset = {d:String} "
             f"AND (event_time, key) <= (fromUnixTimestamp64Milli({{t:Int64}}), {{k:String}}){after}",
