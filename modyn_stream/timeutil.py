@@ -51,6 +51,12 @@ def format_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_offset(text: str) -> int:
+    """A signed duration (ms), e.g. '-2d', '+1h' or '0s'."""
+    text = str(text).strip()
+    return -parse_duration(text[1:]) if text.startswith("-") else parse_duration(text.removeprefix("+"))
+
+
 def parse_interval(text: str) -> tuple[int | None, int | None]:
     """Modyn's interval around a point in time, e.g. '[-1d; +1d]', as the offsets (ms) of the half-open
     window [t + left, t + right): '(' and ')' exclude a bound, '[' and ']' include it (a bound is one ms);
@@ -61,8 +67,8 @@ def parse_interval(text: str) -> tuple[int | None, int | None]:
     opening, left_sign, left, right_sign, right, closing = match.groups()
     if (left == "inf" and left_sign == "+") or (right == "inf" and right_sign == "-"):
         raise ValueError(f"invalid interval {text!r}: the left bound cannot be +inf, nor the right one -inf")
-    start = None if left == "inf" else parse_duration(left) * (-1 if left_sign == "-" else 1) + (opening == "(")
-    end = None if right == "inf" else parse_duration(right) * (-1 if right_sign == "-" else 1) + (closing == "]")
+    start = None if left == "inf" else parse_offset(left_sign + left) + (opening == "(")
+    end = None if right == "inf" else parse_offset(right_sign + right) + (closing == "]")
     if start is not None and end is not None and end <= start:
         raise ValueError(f"invalid interval {text!r}: it ends before it starts")
     return start, end

@@ -17,7 +17,7 @@ from modyn_stream.pipeline.schema.evaluation import (
     SlicingEvalStrategy,
     StaticEvalStrategy,
 )
-from modyn_stream.timeutil import EARLIEST_MS, LATEST_MS, parse_duration, parse_interval, parse_time
+from modyn_stream.timeutil import EARLIEST_MS, LATEST_MS, parse_duration, parse_interval, parse_offset, parse_time
 
 Window = tuple[int, int]
 
@@ -69,7 +69,7 @@ def offset_windows(offsets: list[str], start: int, end: int) -> list[Window]:
         elif offset in ("inf", "+inf"):
             windows.append((end + 1, LATEST_MS))
         else:
-            length = parse_duration(offset.lstrip("+-")) * (-1 if offset.startswith("-") else 1)
+            length = parse_offset(offset)
             if length < 0:
                 windows.append((start + length, start))
             elif length > 0:

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from modyn_stream.pipeline import snippets
 from modyn_stream.pipeline.schema.base import Strict, noted
 from modyn_stream.pipeline.schema.data import DataFields, recognised
-from modyn_stream.timeutil import parse_duration, parse_interval, parse_time
+from modyn_stream.timeutil import parse_duration, parse_interval, parse_offset, parse_time
 
 
 def _time(value: int | str) -> int | str:
@@ -71,7 +71,7 @@ class OffsetEvalStrategy(Strict):
     def _offsets(cls, value: list[str]) -> list[str]:
         for offset in value:
             if offset not in ("inf", "+inf", "-inf"):
-                parse_duration(offset.lstrip("+-"))
+                parse_offset(offset)
         return value
 
 
