@@ -8,7 +8,7 @@ import yaml
 
 from modyn_stream.datasets import generate
 from modyn_stream.timeutil import LATEST_MS, parse_time
-from tests.orchestration.test_run_integration import modyn, rows
+from tests.orchestration.test_run_integration import modyn, rows, run_example
 
 pytestmark = pytest.mark.integration
 MODYN_FORMAT = Path(__file__).resolve().parents[1] / "pipeline" / "modyn" / "periodic_digits.yaml"
@@ -62,11 +62,8 @@ def test_the_yearbook_example_in_modyns_format_retrains_yearly_and_its_first_mod
     config["evaluation"]["handlers"][0]["strategy"]["eval_every"] = "12d"
     pipeline = tmp_path / "yearbook.yaml"
     pipeline.write_text(yaml.safe_dump(config, sort_keys=False))
-    done = modyn("run", str(pipeline), "--runs", str(tmp_path), bootstrap=kafka_settings.bootstrap_servers,
-                 namespace=kafka_settings.namespace)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "yearbook-modyn: 7 triggers, 7 models, 7 evaluated" in done.stdout, done.stdout
-    report = tmp_path / "yearbook-modyn" / "report"
+    report = run_example(kafka_settings, tmp_path, pipeline, "yearbook-modyn")
+    assert len(rows(report / "triggers.csv", "trigger")) == 7
     accuracy = {(int(i), int(s)): float(v) for i, s, m, v in rows(report / "evaluations.csv", "trigger", "window_start",
                                                                "metric", "value") if m == "Accuracy(top1)"}  # fmt: skip
     slices = sorted({s for _, s in accuracy})

@@ -210,3 +210,10 @@ def test_import_modyn_refuses_what_has_no_current_equivalent(tmp_path):
     result = CliRunner().invoke(app, ["import-modyn", str(tmp_path / "old.yaml"), "-o", str(tmp_path / "new.yaml")])
     assert result.exit_code == 1
     assert "training.initial_pass is activated: Modyn removed it" in result.output
+
+
+def test_the_schema_accepts_exactly_the_label_transformers_the_trainer_has():
+    from modyn_stream.pipeline.schema import data
+    from modyn_stream.training import decoders
+
+    assert set(data.LABEL_TRANSFORMERS) == set(decoders.LABEL_TRANSFORMERS)  # the schema imports no torch
