@@ -182,8 +182,7 @@ def transformation(source: str) -> dict:
         call = ast.parse(source.strip(), mode="eval").body
     except SyntaxError:
         raise SnippetError(f"{source!r} is not a Python expression") from None
-    name = ast.unparse(call.func).rsplit(".", 1)[-1] if isinstance(call, ast.Call) else None
-    prefix = ast.unparse(call.func).rpartition(".")[0] if isinstance(call, ast.Call) else ""
+    prefix, _, name = ast.unparse(call.func).rpartition(".") if isinstance(call, ast.Call) else ("", "", None)
     if name is None or prefix not in ("transforms", "torchvision.transforms", "T", ""):
         raise SnippetError(f"{source!r} is not a torchvision.transforms call")
     if name not in TRANSFORMS:

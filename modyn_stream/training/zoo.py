@@ -56,8 +56,10 @@ def pretrained_weights(model_id: str, config: dict):
     return None
 
 
-def _pretrained_state(weights, model_id: str) -> dict | None:
-    if not _LOAD_PRETRAINED.get():
+def _pretrained_state(model_id: str, use_pretrained: bool) -> dict | None:
+    """The weights the model starts from (`pretrained_weights`), or None: none asked for, or architecture only."""
+    weights = pretrained_weights(model_id, {"use_pretrained": use_pretrained})
+    if weights is None or not _LOAD_PRETRAINED.get():
         return None
     path = weights_file(weights)
     if not path.is_file():
@@ -98,10 +100,10 @@ class FmowNet(nn.Module):
 
     def __init__(self, num_classes: int, use_pretrained: bool = True):
         super().__init__()
-        from torchvision.models import DenseNet121_Weights, densenet121
+        from torchvision.models import densenet121
 
         network = densenet121()
-        if use_pretrained and (state := _pretrained_state(DenseNet121_Weights.DEFAULT, "FmowNet")) is not None:
+        if (state := _pretrained_state("FmowNet", use_pretrained)) is not None:
             network.load_state_dict(state)
         self.enc = network.features
         self.classifier = nn.Linear(1024, num_classes)
@@ -128,10 +130,8 @@ def _resnet(model_id: str, block: str, layers: list[int]):
         options = {"zero_init_residual": zero_init_residual, "groups": groups, "width_per_group": width_per_group}
         model = resnet.ResNet(getattr(resnet, block), layers, num_classes=1000 if use_pretrained else num_classes,
                               **options)  # fmt: skip
-        if use_pretrained:
-            weights = getattr(resnet, f"{model_id}_Weights").DEFAULT
-            if (state := _pretrained_state(weights, model_id)) is not None:
-                model.load_state_dict(state)
+        if (state := _pretrained_state(model_id, use_pretrained)) is not None:
+            model.load_state_dict(state)
         if num_classes != model.fc.out_features:
             model.fc = nn.Linear(model.fc.in_features, num_classes)
         if in_channels != 3 or small_input:
