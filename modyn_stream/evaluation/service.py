@@ -297,7 +297,7 @@ class EvaluatorService(TransactionalStage):
             "SELECT kafka_partition, kafka_offset, key, label, toFloat32(1.0) AS weight, "
             "toUnixTimestamp64Milli(event_time) AS t FROM samples WHERE dataset = {d:String} AND label IS NOT NULL AND "
             "event_time >= fromUnixTimestamp64Milli({s:Int64}) AND event_time < fromUnixTimestamp64Milli({e:Int64}) "
-            "ORDER BY kafka_partition, kafka_offset"
+            "ORDER BY event_time, key"  # the stream's order: the same sums however it is partitioned
         )
         with self.store.arrow_batches(sql, {"d": dataset, "s": start, "e": end}) as stream:
             batches = [batch for batch in stream if batch.num_rows]

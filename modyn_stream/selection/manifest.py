@@ -33,10 +33,14 @@ SUFFIX = ".arrow"
 
 
 def write_manifest(store: MetadataStore, pipeline_id: str, trigger_index: int, path: Path) -> int:
-    """Write the trigger's set from `training_sets` to `path`; return its number of rows."""
+    """Write the trigger's set from `training_sets` to `path`; return its number of rows.
+
+    In (event_time, key) order, the stream's own: where each sample sits in the set (so which batch it joins,
+    where a shuffle puts it) does not depend on the partition and offset it landed at, and the same stream
+    trains the same model however it is partitioned. The fetcher sorts each chunk's offsets per partition."""
     sql = (
         f"SELECT {', '.join(SCHEMA.names)} FROM training_sets WHERE pipeline_id = {{pipeline:String}} "
-        "AND trigger_index = {trigger:UInt32} ORDER BY kafka_partition, kafka_offset"
+        "AND trigger_index = {trigger:UInt32} ORDER BY event_time, key"
     )
     rows = 0
     pending: list[pa.RecordBatch] = []

@@ -279,7 +279,7 @@ def select(store: MetadataStore, strategy: Strategy, **where) -> TrainingSet:
 
     def execute(sql: str) -> int:
         columns = "kafka_partition, kafka_offset, key, label"
-        rows[:] = store.query(f"SELECT {columns} FROM ({sql}) ORDER BY kafka_partition, kafka_offset", plan.params)
+        rows[:] = store.query(f"SELECT {columns} FROM ({sql}) ORDER BY event_time, key", plan.params)  # as manifests
         return len(rows)
 
     _run(plan, execute)

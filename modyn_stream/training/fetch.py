@@ -1,7 +1,8 @@
 """Fetching sample payloads from the sample topic by (partition, offset), with a bounded cache.
 
-The manifest is in (partition, offset) order, so the wanted offsets of a partition form runs; a
-run is read sequentially from its first offset (gaps up to `max_gap` are read through rather than
+The wanted offsets of each partition (a chunk of the manifest, sorted) form runs: samples of one stretch of
+event time sit close together in each partition of an in-order stream. A run is read sequentially from its
+first offset (gaps up to `max_gap` are read through rather than
 seeking). Payloads are kept in an LRU cache bounded in bytes, so data reused by later triggers
 (all-data or sliding-window selections) is not read from Kafka again. Every record read is checked
 against the manifest's key: a manifest and a topic that disagree fail loudly, never silently.

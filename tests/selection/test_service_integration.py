@@ -109,7 +109,11 @@ def test_restarts_give_one_event_per_trigger_and_byte_identical_manifests(
         manifest = read_manifest(path)
         assert manifest.num_rows == event["num_samples"]
         rows = list(zip(manifest["kafka_partition"].to_pylist(), manifest["kafka_offset"].to_pylist(), strict=True))
-        assert rows == sorted(rows) and len(set(rows)) == len(rows)
+        assert len(set(rows)) == len(rows)
+        keys = manifest["key"].to_pylist()
+        in_order = store.query("SELECT key FROM samples WHERE has({k:Array(String)}, key) ORDER BY event_time, key",
+                               {"k": keys})  # fmt: skip
+        assert [k for (k,) in in_order] == keys, "in the stream's (event_time, key) order"
     tables = store.query(
         "SELECT trigger_index, count(), uniqExact(kafka_partition, kafka_offset) FROM training_sets "
         "WHERE pipeline_id = {p:String} GROUP BY trigger_index ORDER BY trigger_index",

@@ -38,9 +38,8 @@ def store(clickhouse_dsn):
 
 def keys(store, strategy, trigger, seed=0):
     result = select(store, strategy, pipeline_id="p", dataset="d", trigger_index=trigger, seed=seed)
-    assert list(zip(result.kafka_partition, result.kafka_offset, strict=True)) == sorted(
-        zip(result.kafka_partition, result.kafka_offset, strict=True)
-    ), "a manifest is in (partition, offset) order"
+    times = {"late": 5} | {f"k{i:03d}": i * 10 for i in range(100)}
+    assert result.key == sorted(result.key, key=lambda k: (times[k], k)), "in (event_time, key) order, as manifests"
     assert result.weight == [1.0] * len(result)
     return result.key
 
