@@ -50,7 +50,7 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
     )
     triggers = store.query(
         "SELECT t.trigger_index, toUnixTimestamp64Milli(t.boundary_event_time), t.num_new_samples, "
-        "m.num_samples, m.timings_s['train'], m.timings_s['total'], m.final_loss "
+        "m.num_samples, m.timings_s['train'], m.timings_s['total'], m.final_loss, t.reason "
         "FROM triggers AS t FINAL LEFT JOIN (SELECT * FROM models FINAL WHERE pipeline_id = {p:String}) AS m "
         "ON t.trigger_index = m.trigger_index WHERE t.pipeline_id = {p:String} ORDER BY t.trigger_index",
         {"p": pid},
@@ -58,7 +58,10 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
     _write_csv(out / "evaluations.csv", ["trigger", "model", "dataset", "window_start", "window_end", "metric",
                                          "value", "samples"], evaluations)  # fmt: skip
     _write_csv(out / "triggers.csv", ["trigger", "boundary", "new_samples", "training_set", "train_s", "total_s",
-                                      "final_loss"], triggers)  # fmt: skip
+                                      "final_loss", "reason"], triggers)  # fmt: skip
+    decisions = _drift_decisions(store, pid)
+    if decisions:
+        _write_csv(out / "drift.csv", DRIFT_COLUMNS, decisions)
     boundaries = {row[0]: row[1] for row in triggers}
     sections = [f"<h1>{html.escape(title)}</h1><p>pipeline <code>{html.escape(pid)}</code></p>"]
     for dataset in sorted({row[2] for row in evaluations}):
@@ -77,12 +80,30 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
         sections.append(f"<h2>{html.escape(dataset)}: {html.escape(metric)}</h2>{_img(heatmap)}{_img(line)}")
     sections.append("<h2>Triggers</h2>" + _table(["trigger", "boundary", "new samples", "training set", "train s",
                                                   "total s", "final loss"],
-                                                 [[t[0], format_time(t[1]), *t[2:]] for t in triggers]))  # fmt: skip
+                                                 [[t[0], format_time(t[1]), *t[2:7]] for t in triggers]))  # fmt: skip
+    if decisions:
+        sections.append("<h2>Drift decisions</h2>" + _table(DRIFT_COLUMNS, decisions))
     page = out / "report.html"
     page.write_text(f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
                     "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}</style>"
                     + "".join(sections))  # fmt: skip
     return page
+
+
+DRIFT_COLUMNS = ["evaluation", "boundary", "phase", "fired", "trigger", "model", "metric", "distance", "threshold",
+                 "drift"]  # fmt: skip
+
+
+def _drift_decisions(store: MetadataStore, pid: str) -> list[tuple]:
+    """One row per drift decision and metric (a decision without detection: one row, no metric)."""
+    rows = store.query(
+        "SELECT evaluation_index, toUnixTimestamp64Milli(boundary_event_time), phase, fired, trigger_index, "
+        "model_trigger_index, m.1, m.2, m.3, m.4 FROM trigger_evaluations FINAL "
+        "LEFT ARRAY JOIN arrayZip(metric, distance, threshold, drift) AS m WHERE pipeline_id = {p:String} "
+        "ORDER BY evaluation_index, m.1",
+        {"p": pid},
+    )
+    return [row if row[6] else (*row[:6], None, None, None, None) for row in rows]
 
 
 def active_series(values: dict[tuple[int, int], float], boundaries: dict[int, int]) -> list[tuple[int, int, float]]:

@@ -101,6 +101,7 @@ def trigger(
     ),
     bootstrap: str = Bootstrap,
     namespace: str = Namespace,
+    trust_code: bool = TrustCode,
 ) -> None:
     """Evaluate every registered pipeline's trigger and emit TriggerEvents, exactly once."""
     from modyn_stream.triggers.service import TriggerService
@@ -117,7 +118,9 @@ def trigger(
 
     _serve(
         "trigger", "waiting for data", system,
-        build=lambda settings: TriggerService(settings, store, idle_timeout_ms=idle_ms),
+        build=lambda settings: TriggerService(
+            settings, store, idle_timeout_ms=idle_ms, trust=system.code_trust(trust_code)
+        ),
         step=step, describe=lambda service: f"{service.fired:,} triggers fired",
     )  # fmt: skip
 

@@ -60,6 +60,11 @@ class TopicNames:
         return f"{self.namespace}.triggers"
 
     @property
+    def trigger_evaluations(self) -> str:
+        """Every decision of a batched trigger (drift), fired or not: its record, and what a restart resumes."""
+        return f"{self.namespace}.trigger-evaluations"
+
+    @property
     def training_sets(self) -> str:
         return f"{self.namespace}.training-sets"
 
@@ -97,6 +102,7 @@ def project_topic_specs(names: TopicNames, partitions: int = 3) -> list[TopicSpe
         TopicSpec(names.ingest_progress, 1, {**KEEP_FOREVER, **COMPACTED}),
         TopicSpec(names.pipelines, 1, {**KEEP_FOREVER, **COMPACTED}),
         TopicSpec(names.triggers, partitions, KEEP_FOREVER),
+        TopicSpec(names.trigger_evaluations, partitions, KEEP_FOREVER),
         TopicSpec(names.training_sets, partitions, KEEP_FOREVER),
         TopicSpec(names.models, partitions, KEEP_FOREVER),
         TopicSpec(names.evaluations, partitions, KEEP_FOREVER),

@@ -215,4 +215,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO sample_keys SELECT dataset, key, topic, kafka_partition, kafka_offset FROM samples",
         ),
     ),
+    Migration(
+        5,
+        "trigger evaluations: each decision of a batched (drift) trigger, projected from its topic",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS trigger_evaluations (
+                pipeline_id String,
+                evaluation_index UInt32,
+                boundary_event_time DateTime64(3, 'UTC'),
+                boundary_key String,
+                phase LowCardinality(String),
+                fired Bool,
+                trigger_index Nullable(UInt32),
+                model_trigger_index Nullable(UInt32),
+                reference_samples UInt32,
+                current_samples UInt32,
+                metric Array(String),
+                distance Array(Float64),
+                drift Array(Bool),
+                threshold Array(Nullable(Float64)),
+                evaluated_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (pipeline_id, evaluation_index)
+            """,
+        ),
+    ),
 )

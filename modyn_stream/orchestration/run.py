@@ -113,7 +113,7 @@ class _Services:
         self.carried = carried  # evaluated, selector/trainer/evaluator dead letters of earlier instances
         self.closed = False
         self.ingest: IngestService | None = None
-        self.trigger = TriggerService(settings, store)
+        self.trigger = TriggerService(settings, store, trust=trust)
         self.selector = SelectorService(settings, store, artifacts)
         self.trainer = TrainerService(settings, store, artifacts, trust=trust)
         self.evaluator = EvaluatorService(settings, store, trust=trust)
@@ -250,7 +250,8 @@ def run_pipeline(
                 progress.last_loss = services.trainer.last_event["final_loss"]
             update(progress)
             trained = progress.models + counts["selector_dead"] + counts["trainer_dead"] >= progress.triggers
-            if ended and trained and progress.evaluated + counts["evaluator_dead"] >= progress.models:
+            deciding = bool(services.trigger.drift.waiting)  # a decision waits for a model just trained
+            if ended and trained and not deciding and progress.evaluated + counts["evaluator_dead"] >= progress.models:
                 break
             if worked:
                 quiet_since = None

@@ -8,6 +8,8 @@ The table's order (dataset, event_time, key) makes the n-th-after queries read i
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.triggers.policies import Boundary
 
@@ -62,6 +64,31 @@ class ClickHouseSampleIndex:
              "upto_time": upto.event_time, "upto_key": upto.key},
         )  # fmt: skip
         return int(rows[0][0])
+
+    def window(
+        self, upto: Boundary, *, after: Boundary | None = None, last: int | None = None, since: int | None = None
+    ) -> pa.Table:
+        """The samples at or before `upto` (and after `after`), only the `last` ones or those with an event time at
+        or past `since`, in (event_time, key) order: kafka_partition, kafka_offset, key, label (0 where none)."""
+        params = {"upto_time": upto.event_time, "upto_key": upto.key, "since": since, "limit": last}
+        where = f"{_SLICE} AND (toUnixTimestamp64Milli(event_time), key) <= ({{upto_time:Int64}}, {{upto_key:String}})"
+        if after is not None:
+            where += f" AND {_AFTER}"
+            params |= {"after_time": after.event_time, "after_key": after.key}
+        if since is not None:
+            where += " AND toUnixTimestamp64Milli(event_time) >= {since:Int64}"
+        sql = (
+            "SELECT kafka_partition, kafka_offset, key, ifNull(label, 0) AS label, toUnixTimestamp64Milli(event_time) "
+            f"AS t FROM samples WHERE {where} ORDER BY event_time DESC, key DESC"
+        )
+        if last is not None:
+            sql += " LIMIT {limit:UInt64}"
+        with self.store.arrow_batches(sql, {**self._params, **params}) as stream:
+            batches = [batch for batch in stream if batch.num_rows]
+        if not batches:
+            return pa.table({"kafka_partition": [], "kafka_offset": [], "key": [], "label": [], "t": []})
+        table = pa.Table.from_batches(batches)
+        return table.take(pa.array(range(table.num_rows - 1, -1, -1)))
 
     def late_count(self, last: Boundary, previous_snapshot: dict[int, int]) -> int:
         """Samples sorting at or before `last` that the previous trigger could not see (ingested after it)."""

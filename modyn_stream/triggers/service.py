@@ -32,6 +32,9 @@ from modyn_stream.kafka.transactions import init_transactions, produce_in_transa
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipelines
+from modyn_stream.pipeline.schema.drift import DataDriftTrigger
+from modyn_stream.pipeline.trust import NOBODY, CodeTrust
+from modyn_stream.triggers.drift.evaluations import DriftEvaluations
 from modyn_stream.triggers.policies import START, Boundary, Firing, next_firing
 from modyn_stream.triggers.progress import ProgressTracker
 from modyn_stream.triggers.record import record_trigger
@@ -57,6 +60,7 @@ class TriggerService:
         *,
         idle_timeout_ms: int | None = None,
         fault: Callable[[str], None] = lambda point: None,
+        trust: CodeTrust = NOBODY,
     ) -> None:
         self.settings = settings
         self.names = TopicNames(settings.namespace)
@@ -71,6 +75,7 @@ class TriggerService:
         store.migrate()
         self.progress = ProgressTracker(settings, self.codec, f"{settings.namespace}.trigger-progress")
         self.states: dict[str, TriggerState] = {}
+        self.drift = DriftEvaluations(settings, store, self.codec, trust)
         self.fired = 0
         self._started = False
         self._start_lock = threading.Lock()
@@ -87,6 +92,7 @@ class TriggerService:
             if not self._started:
                 init_transactions(self.producer)
                 self.states = self._recover()
+                self.drift.recover()
                 self._started = True
 
     def _recover(self) -> dict[str, TriggerState]:
@@ -156,10 +162,24 @@ class TriggerService:
         previous = self.states.setdefault(pid, TriggerState())
         late = index.late_count(previous.boundary, previous.snapshot) if previous.next_index else 0
         fired = 0
-        while (firing := next_firing(config.trigger, index, self.states[pid].boundary, late)) is not None:
-            count = index.count_between(self.states[pid].boundary, firing.boundary) + late
-            self._emit(pid, dataset, firing, count, watermark, snapshot)
-            fired, late = fired + 1, 0
+        if isinstance(config.trigger, DataDriftTrigger):
+            while (decision := self.drift.next(pid, config, index, previous.next_index - 1)) is not None:
+                state = self.states[pid]
+                if not decision.fired:
+                    record = self.drift.record(pid, decision, None)
+                    produce_in_transaction(self.producer, [record], f"trigger service: evaluation of {pid}")
+                    self.drift.committed(pid, decision)
+                    continue
+                count = index.count_between(state.boundary, decision.point) + late
+                extra = [self.drift.record(pid, decision, state.next_index)]
+                self._emit(pid, dataset, Firing(decision.point, decision.reason), count, watermark, snapshot, extra)
+                self.drift.committed(pid, decision)
+                fired, late, previous = fired + 1, 0, self.states[pid]
+        else:
+            while (firing := next_firing(config.trigger, index, self.states[pid].boundary, late)) is not None:
+                count = index.count_between(self.states[pid].boundary, firing.boundary) + late
+                self._emit(pid, dataset, firing, count, watermark, snapshot)
+                fired, late = fired + 1, 0
         if ended and config.trigger.fire_on_end_of_stream:
             boundary = self.states[pid].boundary
             last = index.last_before(boundary, END_OF_TIME)
@@ -169,7 +189,10 @@ class TriggerService:
                 fired += 1
         return fired
 
-    def _emit(self, pid: str, dataset: str, firing: Firing, count: int, watermark: int, snapshot: dict) -> None:
+    def _emit(
+        self, pid: str, dataset: str, firing: Firing, count: int, watermark: int, snapshot: dict, extra=()
+    ) -> None:
+        """Commit the TriggerEvent (with `extra` records: its evaluation) in one transaction, then project it."""
         state = self.states[pid]
         event = {
             "pipeline_id": pid,
@@ -184,7 +207,7 @@ class TriggerService:
             "fired_at": int(time.time() * 1000),
         }
         record = OutgoingRecord(self.names.triggers, self.codec.encode("TriggerEvent", event), key=pid)
-        produce_in_transaction(self.producer, [record], f"trigger service: emitting {pid}#{state.next_index}")
+        produce_in_transaction(self.producer, [record, *extra], f"trigger service: emitting {pid}#{state.next_index}")
         self.fault("after_commit")
         record_trigger(self.store, event)
         self.states[pid] = TriggerState(state.next_index + 1, firing.boundary, dict(snapshot))
@@ -193,6 +216,7 @@ class TriggerService:
     def close(self, abandon: bool = False) -> None:
         """`abandon`: a failed service, closed without waiting on the broker."""
         self.progress.close()
+        self.drift.close()
         if abandon:
             self.producer.abandon()
         else:

@@ -10,6 +10,7 @@ EXPECTED = {
     "EndOfStream",
     "IngestProgress",
     "TriggerEvent",
+    "TriggerEvaluation",
     "TrainingSetEvent",
     "ModelVersionEvent",
     "EvaluationEvent",

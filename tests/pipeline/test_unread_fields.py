@@ -16,9 +16,11 @@ READ_BY_THE_SCHEMA = {
     "bytes_parser_function", "label_transformer_function", "evaluation_transformer_function",
     # checked against its metric by validation: each one allowed gives the metric's own score
     "output_transformer",
-    # refused when given: trust (from the operator only), tokenizers (until Modyn's text models land), balanced
-    # downsampling (until sample-then-batch lands)
-    "trusted", "tokenizer", "balance",
+    # refused when given: trust (from the operator only), tokenizers and drift preprocessors (until Modyn's text
+    # models land), balanced downsampling (until sample-then-batch lands)
+    "trusted", "tokenizer", "balance", "preprocessor",
+    # one value allowed, the one computed
+    "kernel",
     # downsampling: a strategy but No is refused; with No, each field given gets a note (its notes())
     "downsampling_config", "sample_then_batch", "period",
     # descriptive only

@@ -13,7 +13,6 @@ from modyn_stream.ingest.service import IngestService
 from modyn_stream.kafka.consumer import BatchConsumer
 from modyn_stream.kafka.producer import EventProducer
 from modyn_stream.kafka.topics import TopicNames
-from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.registry import register_pipeline
 from modyn_stream.replay.publisher import TimestampPolicy, replay, sample_keys
@@ -22,13 +21,6 @@ from modyn_stream.triggers.service import TriggerService
 from tests.pipeline.test_config import EXAMPLES
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(clickhouse_dsn):
-    store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
-    store.migrate()
-    return store
 
 
 def pipeline(dataset: str, trigger: dict):

@@ -1,10 +1,10 @@
-"""`trigger`: when to retrain."""
+"""The triggers that count samples or time, and the vote of several: what drift and ensemble triggers build on."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from modyn_stream.pipeline.schema.base import Strict
 from modyn_stream.timeutil import parse_duration, parse_time
@@ -58,16 +58,5 @@ class AtLeastN(Strict):
     n: Annotated[int, Field(ge=1)]
 
 
-class EnsembleTrigger(_Trigger):
-    id: Literal["EnsembleTrigger"]
-    subtriggers: dict[str, Annotated[DataAmountTrigger | TimeTrigger, Field(discriminator="id")]] = Field(min_length=1)
-    ensemble_strategy: Annotated[MajorityVote | AtLeastN, Field(discriminator="id")]
-
-    @model_validator(mode="after")
-    def _n_fits(self) -> EnsembleTrigger:
-        if isinstance(self.ensemble_strategy, AtLeastN) and self.ensemble_strategy.n > len(self.subtriggers):
-            raise ValueError(f"AtLeastN n={self.ensemble_strategy.n} exceeds the {len(self.subtriggers)} subtriggers")
-        return self
-
-
-TriggerConfig = Annotated[DataAmountTrigger | TimeTrigger | EnsembleTrigger, Field(discriminator="id")]
+SimpleTrigger = Annotated[DataAmountTrigger | TimeTrigger, Field(discriminator="id")]
+Vote = Annotated[MajorityVote | AtLeastN, Field(discriminator="id")]

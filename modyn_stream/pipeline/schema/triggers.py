@@ -1,0 +1,40 @@
+"""`trigger`: when to retrain (simple triggers in `simple_triggers.py`, drift in `drift.py`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from modyn_stream.pipeline.schema.drift import BatchedTrigger, DataDriftTrigger
+from modyn_stream.pipeline.schema.simple_triggers import (
+    AtLeastN,
+    DataAmountTrigger,
+    MajorityVote,
+    SimpleTrigger,
+    TimeTrigger,
+    Vote,
+    _Trigger,
+)
+
+__all__ = [
+    "AtLeastN", "BatchedTrigger", "DataAmountTrigger", "DataDriftTrigger", "EnsembleTrigger", "MajorityVote",
+    "TimeTrigger", "TriggerConfig",
+]  # fmt: skip
+
+
+class EnsembleTrigger(_Trigger):
+    id: Literal["EnsembleTrigger"]
+    subtriggers: dict[str, SimpleTrigger] = Field(min_length=1)
+    ensemble_strategy: Vote
+
+    @model_validator(mode="after")
+    def _n_fits(self) -> EnsembleTrigger:
+        if isinstance(self.ensemble_strategy, AtLeastN) and self.ensemble_strategy.n > len(self.subtriggers):
+            raise ValueError(f"AtLeastN n={self.ensemble_strategy.n} exceeds the {len(self.subtriggers)} subtriggers")
+        return self
+
+
+TriggerConfig = Annotated[
+    DataAmountTrigger | TimeTrigger | EnsembleTrigger | DataDriftTrigger, Field(discriminator="id")
+]

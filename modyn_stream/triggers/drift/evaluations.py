@@ -1,0 +1,140 @@
+"""The trigger service's side of DataDriftTriggers: their state per pipeline, recorded on `{ns}.trigger-evaluations`.
+
+Each decision is one TriggerEvaluation record, committed in the same transaction as the TriggerEvent when it
+fires, so on start the last record of each pipeline is exactly where its policy stood (windows, warmup,
+criteria) when its last trigger, fired or not, was committed: a restart neither repeats nor skips a decision.
+Torch and the drift metrics load with the first drift pipeline only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from modyn_stream.events import EventCodec, EventDecodeError
+from modyn_stream.kafka.config import KafkaSettings
+from modyn_stream.kafka.consumer import read_topic
+from modyn_stream.kafka.producer import OutgoingRecord
+from modyn_stream.kafka.topics import TopicNames
+from modyn_stream.metadata import MetadataStore
+from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.pipeline.trust import CodeTrust
+
+log = logging.getLogger(__name__)
+
+
+class DriftEvaluations:
+    def __init__(self, settings: KafkaSettings, store: MetadataStore, codec: EventCodec, trust: CodeTrust) -> None:
+        self.settings, self.store, self.codec, self.trust = settings, store, codec, trust
+        self.topic = TopicNames(settings.namespace).trigger_evaluations
+        self.states: dict = {}  # pipeline -> DriftState after its last committed decision
+        self.waiting: set[str] = set()  # pipelines whose next decision waits for a model version
+        self.evaluations = 0
+        self._pending: dict[str, dict] = {}  # the record of each pipeline's decision being committed
+        self._detector = None
+        self._fetchers = None
+
+    def recover(self) -> None:
+        from modyn_stream.triggers.drift.trigger import DriftState
+
+        recorded = []
+        for msg in read_topic(self.settings, self.topic, f"{self.settings.namespace}.trigger-evaluation-recovery"):
+            try:
+                decoded = self.codec.decode(msg.value())
+            except EventDecodeError as exc:
+                log.warning("%s[%d]@%d: skipped: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+                continue
+            if decoded.name == "TriggerEvaluation":
+                recorded.append(decoded.record)
+        last = {r["pipeline_id"]: r for r in sorted(recorded, key=lambda r: r["evaluation_index"])}
+        self._project(recorded)  # the rows a crash after a commit left out
+        self.states = {pid: DriftState.from_json(record["state"]) for pid, record in last.items()}
+
+    def next(self, pid: str, config: PipelineConfig, index, last_trigger: int):
+        """The pipeline's next decision, or None (no evaluation point yet, or waiting for a model version)."""
+        from modyn_stream.triggers.drift.trigger import WAITING, DriftState
+
+        decision = self.detector.evaluate(
+            pid, config, index, self.states.get(pid, DriftState()), last_trigger if last_trigger >= 0 else None
+        )
+        if decision is WAITING:
+            if pid not in self.waiting:
+                log.info("trigger %s: the next drift decision waits for the model of trigger %d", pid, last_trigger)
+            self.waiting.add(pid)
+            return None
+        self.waiting.discard(pid)
+        return decision
+
+    def record(self, pid: str, decision, trigger_index: int | None) -> OutgoingRecord:
+        """The TriggerEvaluation of `decision`, to commit (with its TriggerEvent if it fired), then `committed`."""
+        event = self._pending[pid] = {
+            "pipeline_id": pid,
+            "evaluation_index": decision.state.evaluations - 1,
+            "boundary_event_time": decision.point.event_time,
+            "boundary_key": decision.point.key,
+            "phase": decision.phase,
+            "fired": decision.fired,
+            "trigger_index": trigger_index,
+            "model_trigger_index": decision.model_index,
+            "reference_samples": decision.reference_samples,
+            "current_samples": decision.current_samples,
+            "results": [_result(name, *outcome) for name, outcome in decision.results.items()],
+            "state": decision.state.to_json(),
+            "evaluated_at": int(time.time() * 1000),
+        }
+        return OutgoingRecord(self.topic, self.codec.encode("TriggerEvaluation", event), key=pid)
+
+    def committed(self, pid: str, decision) -> None:
+        self._project([self._pending.pop(pid)])
+        self.states[pid] = decision.state
+        self.evaluations += 1
+        log.info("drift %s @%s: %s%s", pid, decision.point, decision.reason, " (fired)" if decision.fired else "")
+
+    def _project(self, records: list[dict]) -> None:
+        """Their ClickHouse `trigger_evaluations` rows (keyed by pipeline and index: a repeat replaces one)."""
+        if not records:
+            return
+        columns = (
+            "pipeline_id",
+            "evaluation_index",
+            "boundary_event_time",
+            "boundary_key",
+            "phase",
+            "fired",
+            "trigger_index",
+            "model_trigger_index",
+            "reference_samples",
+            "current_samples",
+            "evaluated_at",
+        )
+        rows = {name: [r[name] for r in records] for name in columns}  # fmt: skip
+        for name in ("metric", "distance", "drift", "threshold"):
+            rows[name] = [[result[name] for result in r["results"]] for r in records]
+        self.store.insert("trigger_evaluations", rows)
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from modyn_stream.training.fetch import PayloadFetchers
+            from modyn_stream.triggers.drift.trigger import DriftDetector
+            from modyn_stream.triggers.drift.vectors import WindowVectors
+
+            self._fetchers = PayloadFetchers(self.settings, self.codec, 256 << 20)
+            self._detector = DriftDetector(WindowVectors(self.store, self._fetchers, self.trust))
+        return self._detector
+
+    def close(self) -> None:
+        if self._fetchers is not None:
+            self._fetchers.close()
+
+
+def _result(name: str, result, fired: bool, threshold: float | None) -> dict:
+    return {
+        "metric": name,
+        "distance": result.distance,
+        "drift": fired,
+        "threshold": threshold,
+        "test_drift": result.test_drift,
+        "test_p_val": result.p_val,
+        "test_threshold": result.threshold,
+    }
