@@ -59,9 +59,9 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
                                          "value", "samples"], evaluations)  # fmt: skip
     _write_csv(out / "triggers.csv", ["trigger", "boundary", "new_samples", "training_set", "train_s", "total_s",
                                       "final_loss", "reason"], triggers)  # fmt: skip
-    decisions = _drift_decisions(store, pid)
+    decisions = _policy_decisions(store, pid)
     if decisions:
-        _write_csv(out / "drift.csv", DRIFT_COLUMNS, decisions)
+        _write_csv(out / "decisions.csv", DECISION_COLUMNS, decisions)
     boundaries = {row[0]: row[1] for row in triggers}
     sections = [f"<h1>{html.escape(title)}</h1><p>pipeline <code>{html.escape(pid)}</code></p>"]
     for dataset in sorted({row[2] for row in evaluations}):
@@ -82,7 +82,7 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
                                                   "total s", "final loss"],
                                                  [[t[0], format_time(t[1]), *t[2:7]] for t in triggers]))  # fmt: skip
     if decisions:
-        sections.append("<h2>Drift decisions</h2>" + _table(DRIFT_COLUMNS, decisions))
+        sections.append("<h2>Trigger decisions</h2>" + _table(DECISION_COLUMNS, decisions))
     page = out / "report.html"
     page.write_text(f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
                     "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}</style>"
@@ -90,16 +90,16 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
     return page
 
 
-DRIFT_COLUMNS = ["evaluation", "boundary", "phase", "fired", "trigger", "model", "metric", "distance", "threshold",
-                 "drift"]  # fmt: skip
+DECISION_COLUMNS = ["evaluation", "boundary", "phase", "fired", "trigger", "model", "metric", "value", "threshold",
+                    "metric_fired"]  # fmt: skip
 
 
-def _drift_decisions(store: MetadataStore, pid: str) -> list[tuple]:
-    """One row per drift decision and metric (a decision without detection: one row, no metric)."""
+def _policy_decisions(store: MetadataStore, pid: str) -> list[tuple]:
+    """One row per decision of a batched trigger and metric or criterion (none: one row without)."""
     rows = store.query(
         "SELECT evaluation_index, toUnixTimestamp64Milli(boundary_event_time), phase, fired, trigger_index, "
         "model_trigger_index, m.1, m.2, m.3, m.4 FROM trigger_evaluations FINAL "
-        "LEFT ARRAY JOIN arrayZip(metric, distance, threshold, drift) AS m WHERE pipeline_id = {p:String} "
+        "LEFT ARRAY JOIN arrayZip(metric, value, threshold, metric_fired) AS m WHERE pipeline_id = {p:String} "
         "ORDER BY evaluation_index, m.1",
         {"p": pid},
     )

@@ -217,7 +217,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         5,
-        "trigger evaluations: each decision of a batched (drift) trigger, projected from its topic",
+        "trigger evaluations: each decision of a batched (drift, performance) trigger, projected from its topic",
         (
             """
             CREATE TABLE IF NOT EXISTS trigger_evaluations (
@@ -232,8 +232,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 reference_samples UInt32,
                 current_samples UInt32,
                 metric Array(String),
-                distance Array(Float64),
-                drift Array(Bool),
+                value Array(Float64),
+                metric_fired Array(Bool),
                 threshold Array(Nullable(Float64)),
                 evaluated_at DateTime64(3, 'UTC')
             ) ENGINE = ReplacingMergeTree

@@ -250,7 +250,7 @@ def run_pipeline(
                 progress.last_loss = services.trainer.last_event["final_loss"]
             update(progress)
             trained = progress.models + counts["selector_dead"] + counts["trainer_dead"] >= progress.triggers
-            deciding = bool(services.trigger.drift.waiting)  # a decision waits for a model just trained
+            deciding = bool(services.trigger.batched.waiting)  # a decision waits for a model just trained
             if ended and trained and not deciding and progress.evaluated + counts["evaluator_dead"] >= progress.models:
                 break
             if worked:

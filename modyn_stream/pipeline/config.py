@@ -63,6 +63,17 @@ class PipelineConfig(Strict):
     replay: ReplaySection | None = None
 
     @model_validator(mode="after")
+    def _performance_on_the_stream(self) -> PipelineConfig:
+        """A PerformanceTrigger scores the model on the incoming samples, so on the pipeline's own dataset."""
+        evaluation = getattr(self.trigger, "evaluation", None)
+        if evaluation is not None and evaluation.dataset.dataset_id != self.data.dataset_id:
+            raise ValueError(
+                f"trigger.evaluation.dataset.dataset_id: {evaluation.dataset.dataset_id!r} is not the pipeline's "
+                f"dataset {self.data.dataset_id!r}: the performance trigger scores the samples as they arrive"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _downsampled_batches_add_up(self) -> PipelineConfig:
         """Modyn's rule: batch-then-sample keeps `kept` of each batch, and batch_size / kept of those make a
         training batch, so kept must divide the batch size."""

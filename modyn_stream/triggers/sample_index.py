@@ -66,10 +66,17 @@ class ClickHouseSampleIndex:
         return int(rows[0][0])
 
     def window(
-        self, upto: Boundary, *, after: Boundary | None = None, last: int | None = None, since: int | None = None
+        self,
+        upto: Boundary,
+        *,
+        after: Boundary | None = None,
+        last: int | None = None,
+        since: int | None = None,
+        labelled: bool = False,
     ) -> pa.Table:
         """The samples at or before `upto` (and after `after`), only the `last` ones or those with an event time at
-        or past `since`, in (event_time, key) order: kafka_partition, kafka_offset, key, label (0 where none)."""
+        or past `since` (or with a label), in (event_time, key) order: kafka_partition, kafka_offset, key, label (0
+        where none), t."""
         params = {"upto_time": upto.event_time, "upto_key": upto.key, "since": since, "limit": last}
         where = f"{_SLICE} AND (toUnixTimestamp64Milli(event_time), key) <= ({{upto_time:Int64}}, {{upto_key:String}})"
         if after is not None:
@@ -77,6 +84,8 @@ class ClickHouseSampleIndex:
             params |= {"after_time": after.event_time, "after_key": after.key}
         if since is not None:
             where += " AND toUnixTimestamp64Milli(event_time) >= {since:Int64}"
+        if labelled:
+            where += " AND label IS NOT NULL"
         sql = (
             "SELECT kafka_partition, kafka_offset, key, ifNull(label, 0) AS label, toUnixTimestamp64Milli(event_time) "
             f"AS t FROM samples WHERE {where} ORDER BY event_time DESC, key DESC"

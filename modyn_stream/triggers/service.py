@@ -32,9 +32,9 @@ from modyn_stream.kafka.transactions import init_transactions, produce_in_transa
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipelines
-from modyn_stream.pipeline.schema.drift import DataDriftTrigger
+from modyn_stream.pipeline.schema.drift import BatchedTrigger
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust
-from modyn_stream.triggers.drift.evaluations import DriftEvaluations
+from modyn_stream.triggers.evaluations import BatchedEvaluations
 from modyn_stream.triggers.policies import START, Boundary, Firing, next_firing
 from modyn_stream.triggers.progress import ProgressTracker
 from modyn_stream.triggers.record import record_trigger
@@ -75,7 +75,7 @@ class TriggerService:
         store.migrate()
         self.progress = ProgressTracker(settings, self.codec, f"{settings.namespace}.trigger-progress")
         self.states: dict[str, TriggerState] = {}
-        self.drift = DriftEvaluations(settings, store, self.codec, trust)
+        self.batched = BatchedEvaluations(settings, store, self.codec, trust)
         self.fired = 0
         self._started = False
         self._start_lock = threading.Lock()
@@ -92,7 +92,7 @@ class TriggerService:
             if not self._started:
                 init_transactions(self.producer)
                 self.states = self._recover()
-                self.drift.recover()
+                self.batched.recover()
                 self._started = True
 
     def _recover(self) -> dict[str, TriggerState]:
@@ -162,18 +162,18 @@ class TriggerService:
         previous = self.states.setdefault(pid, TriggerState())
         late = index.late_count(previous.boundary, previous.snapshot) if previous.next_index else 0
         fired = 0
-        if isinstance(config.trigger, DataDriftTrigger):
-            while (decision := self.drift.next(pid, config, index, previous.next_index - 1)) is not None:
+        if isinstance(config.trigger, BatchedTrigger):
+            while (decision := self.batched.next(pid, config, index, previous.next_index - 1)) is not None:
                 state = self.states[pid]
                 if not decision.fired:
-                    record = self.drift.record(pid, decision, None)
+                    record = self.batched.record(pid, decision, None)
                     produce_in_transaction(self.producer, [record], f"trigger service: evaluation of {pid}")
-                    self.drift.committed(pid, decision)
+                    self.batched.committed(pid, decision)
                     continue
                 count = index.count_between(state.boundary, decision.point) + late
-                extra = [self.drift.record(pid, decision, state.next_index)]
+                extra = [self.batched.record(pid, decision, state.next_index)]
                 self._emit(pid, dataset, Firing(decision.point, decision.reason), count, watermark, snapshot, extra)
-                self.drift.committed(pid, decision)
+                self.batched.committed(pid, decision)
                 fired, late, previous = fired + 1, 0, self.states[pid]
         else:
             while (firing := next_firing(config.trigger, index, self.states[pid].boundary, late)) is not None:
@@ -216,7 +216,7 @@ class TriggerService:
     def close(self, abandon: bool = False) -> None:
         """`abandon`: a failed service, closed without waiting on the broker."""
         self.progress.close()
-        self.drift.close()
+        self.batched.close()
         if abandon:
             self.producer.abandon()
         else:

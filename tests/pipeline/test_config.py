@@ -6,7 +6,13 @@ import pytest
 import yaml
 
 from modyn_stream.pipeline.loading import PipelineConfigError, load_pipeline, pipeline_id, validate_data, validate_text
-from modyn_stream.pipeline.schema.triggers import DataAmountTrigger, DataDriftTrigger, EnsembleTrigger, TimeTrigger
+from modyn_stream.pipeline.schema.triggers import (
+    DataAmountTrigger,
+    DataDriftTrigger,
+    EnsembleTrigger,
+    PerformanceTrigger,
+    TimeTrigger,
+)
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 BASE = yaml.safe_load(EXAMPLES[0].read_text()) if EXAMPLES else {}
@@ -24,7 +30,7 @@ def test_every_example_pipeline_is_valid(path):
 
 def test_the_examples_cover_the_issue_triggers():
     triggers = {type(load_pipeline(p).trigger) for p in EXAMPLES}
-    assert triggers == {DataAmountTrigger, TimeTrigger, EnsembleTrigger, DataDriftTrigger}
+    assert triggers == {DataAmountTrigger, TimeTrigger, EnsembleTrigger, DataDriftTrigger, PerformanceTrigger}
 
 
 @pytest.mark.parametrize(

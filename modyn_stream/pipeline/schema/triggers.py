@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from modyn_stream.pipeline.schema.drift import BatchedTrigger, DataDriftTrigger
+from modyn_stream.pipeline.schema.performance import PerformanceTrigger
 from modyn_stream.pipeline.schema.simple_triggers import (
     AtLeastN,
     DataAmountTrigger,
@@ -19,7 +20,7 @@ from modyn_stream.pipeline.schema.simple_triggers import (
 
 __all__ = [
     "AtLeastN", "BatchedTrigger", "DataAmountTrigger", "DataDriftTrigger", "EnsembleTrigger", "MajorityVote",
-    "TimeTrigger", "TriggerConfig",
+    "PerformanceTrigger", "TimeTrigger", "TriggerConfig",
 ]  # fmt: skip
 
 
@@ -36,5 +37,6 @@ class EnsembleTrigger(_Trigger):
 
 
 TriggerConfig = Annotated[
-    DataAmountTrigger | TimeTrigger | EnsembleTrigger | DataDriftTrigger, Field(discriminator="id")
+    DataAmountTrigger | TimeTrigger | EnsembleTrigger | DataDriftTrigger | PerformanceTrigger,
+    Field(discriminator="id"),
 ]

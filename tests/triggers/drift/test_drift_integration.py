@@ -102,8 +102,8 @@ def test_drift_on_raw_features_fires_where_the_stream_shifts_once_across_a_crash
     detections = [e for e in evaluations if e["phase"] == "detection"]
     assert all(e["reference_samples"] == e["current_samples"] == 150 for e in detections), "sample_size"
     shifted = detections[2]["results"]
-    assert {r["metric"]: r["drift"] for r in shifted} == {"ks": True, "mmd": True}
-    assert all(not r["drift"] for e in detections if not e["fired"] for r in e["results"])
+    assert {r["metric"]: r["fired"] for r in shifted} == {"ks": True, "mmd": True}
+    assert all(not r["fired"] for e in detections if not e["fired"] for r in e["results"])
     projected = store.query(
         "SELECT evaluation_index, fired, metric FROM trigger_evaluations FINAL WHERE pipeline_id = {p:String} "
         "ORDER BY evaluation_index",
@@ -143,7 +143,7 @@ def test_drift_on_embeddings_waits_for_each_model_so_slow_training_gives_the_sam
     names = TopicNames(kafka_settings.namespace)
     with TriggerService(kafka_settings, store) as service:
         service.step()
-        assert service.drift.waiting == {fast, slow}, "after the first trigger, each waits for its model"
+        assert service.batched.waiting == {fast, slow}, "after the first trigger, each waits for its model"
         for index in range(3):  # fast: each model as soon as its trigger fired
             fake_training(store, artifacts, fast_config, fast, index)
             service.step()

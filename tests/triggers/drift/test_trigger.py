@@ -8,7 +8,8 @@ import pyarrow as pa
 import yaml
 
 from modyn_stream.pipeline.loading import validate_data
-from modyn_stream.triggers.drift.trigger import WAITING, DriftDetector, DriftState
+from modyn_stream.triggers.batched import WAITING, PolicyState
+from modyn_stream.triggers.drift.trigger import DriftDetector
 from modyn_stream.triggers.policies import Boundary
 from tests.pipeline.test_config import EXAMPLES
 
@@ -30,11 +31,12 @@ class Index:
     def complete_before(self, event_time):
         return event_time <= self.order[-1].event_time
 
-    def window(self, upto, *, after=None, last=None, since=None):
+    def window(self, upto, *, after=None, last=None, since=None, labelled=False):
         rows = [b for b in self.order if b <= upto and (after is None or b > after)]
         rows = [b for b in rows if since is None or b.event_time >= since]
         rows = rows[-last:] if last is not None else rows
-        return pa.table({"key": [b.key for b in rows], "t": [b.event_time for b in rows]})
+        labels = [b.event_time % 2 for b in rows]
+        return pa.table({"key": [b.key for b in rows], "label": labels, "t": [b.event_time for b in rows]})
 
 
 class Vectors:
@@ -61,7 +63,7 @@ def config_with(trigger: dict):
 
 
 def run(detector, config, index, until_waiting=False):
-    state, decisions, last_trigger = DriftState(), [], None
+    state, decisions, last_trigger = PolicyState(), [], None
     while (decision := detector.evaluate("p", config, index, state, last_trigger)) is not None:
         if decision is WAITING:
             return decisions, state, WAITING
@@ -117,7 +119,7 @@ def test_windows_are_modyn_s_and_the_distance_decides():
     assert [tuple(vectors.compared[i : i + 2]) for i in range(0, len(vectors.compared), 2)] == [
         tuple(pair) for pair in windows
     ]
-    assert "shift 6.66667 vs 6 drift" in decisions[3].reason
+    assert "shift 6.66667 vs 6 fired" in decisions[3].reason
     assert state.reset == Boundary(18, "k018") and state.evaluations == 10
 
 
@@ -171,4 +173,4 @@ def test_a_decision_on_embeddings_waits_for_the_model_of_the_last_trigger():
 
 def test_the_state_survives_its_json_record():
     state = run(DriftDetector(Vectors([0.0] * 6 + [10.0] * 6)), config_with(DRIFT), Index(12))[1]
-    assert DriftState.from_json(state.to_json()) == state
+    assert PolicyState.from_json(state.to_json()) == state

@@ -1,8 +1,9 @@
-"""A drift window's samples as vectors: their decoded inputs, or the embeddings a model version gives them.
+"""A batched trigger's window of samples as tensors: decoded inputs, the embeddings or the outputs of a model version.
 
 Samples are read from Kafka by offset, as the trainer reads them, and decoded by the pipeline's decoder and
-transformations. The reference window's vectors are kept until the reference or the model changes (Modyn
-computes them again at every evaluation), so each evaluation embeds only the current window.
+transformations (or an evaluation dataset's own). A drift reference window's vectors are kept until the
+reference or the model changes (Modyn computes them again at every evaluation), so each decision embeds only
+the current window.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import model_with_weights
 
 
-class WindowVectors:
+class WindowData:
     def __init__(self, store: MetadataStore, fetchers: PayloadFetchers, trust: CodeTrust) -> None:
         self.store, self.fetchers, self.trust = store, fetchers, trust
         self._models: dict[tuple[str, int], torch.nn.Module] = {}
@@ -41,32 +42,44 @@ class WindowVectors:
                 return None
             state = load_model(rows[0][0], rows[0][1])[0]
             model = model_with_weights(config.model.id, config.model.config, state, trust=self.trust)
-            self._models = {(pid, trigger_index): model.to(config.training.device).eval()}  # the latest only
+            self._models = {(pid, trigger_index): model.eval()}  # the latest only
         return self._models[(pid, trigger_index)]
 
     def vectors(self, pid: str, config: PipelineConfig, rows: pa.Table, model_index: int | None, key=None):
-        """The vectors of the window `rows` (see `ClickHouseSampleIndex.window`); a `key` names the window so
-        that asking again for the same one (and model) reuses them."""
+        """The vectors of the window `rows` (see `ClickHouseSampleIndex.window`): inputs flattened, or a model's
+        embeddings; a `key` names the window so that asking again for the same one (and model) reuses them."""
         if key is not None and (kept := self._kept.get(pid)) and kept[0] == (key, model_index):
             return kept[1]
-        model = None if model_index is None else self.model(pid, config, model_index)
-        data = config.data
+        model = None if model_index is None else self.model(pid, config, model_index).to(config.training.device)
+        embed = None if model is None else (lambda batch: forward_with_embeddings(model, batch)[1])
+        parts = self._batches(config, config.data, rows, embed, config.training.device)
+        vectors = np.concatenate(parts) if parts else np.zeros((0, 1))
+        if key is not None:
+            self._kept[pid] = ((key, model_index), vectors)
+        return vectors
+
+    def outputs(self, pid: str, config: PipelineConfig, rows: pa.Table, model_index: int, data, device: str):
+        """The outputs of the model of trigger `model_index` (on `device`) for the window `rows`, decoded as `data`
+        says."""
+        model = self.model(pid, config, model_index).to(device)
+        parts = self._batches(config, data, rows, model, device)
+        return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0, 1)
+
+    def _batches(self, config: PipelineConfig, data, rows: pa.Table, apply, device: str) -> list[np.ndarray]:
+        """The window's samples decoded as `data` says, through `apply` (None: as they are), batch by batch."""
         decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust, seed=0)
         columns = [rows[name].cast(kind) for name, kind in zip(SCHEMA.names[:4], SCHEMA.types[:4], strict=True)]
         manifest = pa.Table.from_arrays([*columns, pa.array(np.ones(rows.num_rows, np.float32))], schema=SCHEMA)
-        loader = ChunkLoader(self.fetchers[data.dataset_id], decoder, manifest)
+        loader = ChunkLoader(self.fetchers[config.data.dataset_id], decoder, manifest)
         parts, size = [], config.training.batch_size
         try:
             with torch.inference_mode():
                 for x, _, _ in loader:
                     for start in range(0, len(x), size):
                         batch = x[start : start + size]
-                        if model is not None:
-                            batch = forward_with_embeddings(model, batch.to(config.training.device))[1]
+                        if apply is not None:
+                            batch = apply(batch.to(device))
                         parts.append(batch.reshape(len(batch), -1).double().cpu().numpy())
         finally:
             loader.close()
-        vectors = np.concatenate(parts) if parts else np.zeros((0, 1))
-        if key is not None:
-            self._kept[pid] = ((key, model_index), vectors)
-        return vectors
+        return parts

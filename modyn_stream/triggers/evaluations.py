@@ -1,15 +1,17 @@
-"""The trigger service's side of DataDriftTriggers: their state per pipeline, recorded on `{ns}.trigger-evaluations`.
+"""The trigger service's side of batched triggers (DataDrift, Performance): their state per pipeline, recorded
+on `{ns}.trigger-evaluations`.
 
 Each decision is one TriggerEvaluation record, committed in the same transaction as the TriggerEvent when it
 fires, so on start the last record of each pipeline is exactly where its policy stood (windows, warmup,
-criteria) when its last trigger, fired or not, was committed: a restart neither repeats nor skips a decision.
-Torch and the drift metrics load with the first drift pipeline only.
+criteria) when its last decision, fired or not, was committed: a restart neither repeats nor skips one.
+Torch and the metrics load with the first such pipeline only.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 
 from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.kafka.config import KafkaSettings
@@ -23,19 +25,19 @@ from modyn_stream.pipeline.trust import CodeTrust
 log = logging.getLogger(__name__)
 
 
-class DriftEvaluations:
+class BatchedEvaluations:
     def __init__(self, settings: KafkaSettings, store: MetadataStore, codec: EventCodec, trust: CodeTrust) -> None:
         self.settings, self.store, self.codec, self.trust = settings, store, codec, trust
         self.topic = TopicNames(settings.namespace).trigger_evaluations
-        self.states: dict = {}  # pipeline -> DriftState after its last committed decision
+        self.states: dict = {}  # pipeline -> PolicyState after its last committed decision
         self.waiting: set[str] = set()  # pipelines whose next decision waits for a model version
         self.evaluations = 0
         self._pending: dict[str, dict] = {}  # the record of each pipeline's decision being committed
-        self._detector = None
+        self._judges: dict[type, object] = {}  # per policy: the object deciding it
         self._fetchers = None
 
     def recover(self) -> None:
-        from modyn_stream.triggers.drift.trigger import DriftState
+        from modyn_stream.triggers.batched import PolicyState
 
         recorded = []
         for msg in read_topic(self.settings, self.topic, f"{self.settings.namespace}.trigger-evaluation-recovery"):
@@ -48,18 +50,18 @@ class DriftEvaluations:
                 recorded.append(decoded.record)
         last = {r["pipeline_id"]: r for r in sorted(recorded, key=lambda r: r["evaluation_index"])}
         self._project(recorded)  # the rows a crash after a commit left out
-        self.states = {pid: DriftState.from_json(record["state"]) for pid, record in last.items()}
+        self.states = {pid: PolicyState.from_json(record["state"]) for pid, record in last.items()}
 
     def next(self, pid: str, config: PipelineConfig, index, last_trigger: int):
         """The pipeline's next decision, or None (no evaluation point yet, or waiting for a model version)."""
-        from modyn_stream.triggers.drift.trigger import WAITING, DriftState
+        from modyn_stream.triggers.batched import WAITING, PolicyState
 
-        decision = self.detector.evaluate(
-            pid, config, index, self.states.get(pid, DriftState()), last_trigger if last_trigger >= 0 else None
+        decision = self.judge(config.trigger).evaluate(
+            pid, config, index, self.states.get(pid, PolicyState()), last_trigger if last_trigger >= 0 else None
         )
         if decision is WAITING:
             if pid not in self.waiting:
-                log.info("trigger %s: the next drift decision waits for the model of trigger %d", pid, last_trigger)
+                log.info("trigger %s: the next decision waits for the model of trigger %d", pid, last_trigger)
             self.waiting.add(pid)
             return None
         self.waiting.discard(pid)
@@ -78,7 +80,7 @@ class DriftEvaluations:
             "model_trigger_index": decision.model_index,
             "reference_samples": decision.reference_samples,
             "current_samples": decision.current_samples,
-            "results": [_result(name, *outcome) for name, outcome in decision.results.items()],
+            "results": [{"metric": name, **asdict(outcome)} for name, outcome in decision.results.items()],
             "state": decision.state.to_json(),
             "evaluated_at": int(time.time() * 1000),
         }
@@ -108,33 +110,27 @@ class DriftEvaluations:
             "evaluated_at",
         )
         rows = {name: [r[name] for r in records] for name in columns}  # fmt: skip
-        for name in ("metric", "distance", "drift", "threshold"):
-            rows[name] = [[result[name] for result in r["results"]] for r in records]
+        for column, name in (("metric", "metric"), ("value", "value"), ("metric_fired", "fired"),
+                             ("threshold", "threshold")):  # fmt: skip
+            rows[column] = [[result[name] for result in r["results"]] for r in records]
         self.store.insert("trigger_evaluations", rows)
 
-    @property
-    def detector(self):
-        if self._detector is None:
+    def judge(self, policy):
+        """The object that decides `policy`'s kind of trigger (made once, with the window reader they share)."""
+        kind = type(policy)
+        if kind not in self._judges:
+            from modyn_stream.pipeline.schema.drift import DataDriftTrigger
             from modyn_stream.training.fetch import PayloadFetchers
             from modyn_stream.triggers.drift.trigger import DriftDetector
-            from modyn_stream.triggers.drift.vectors import WindowVectors
+            from modyn_stream.triggers.performance import PerformanceJudge
+            from modyn_stream.triggers.window_data import WindowData
 
-            self._fetchers = PayloadFetchers(self.settings, self.codec, 256 << 20)
-            self._detector = DriftDetector(WindowVectors(self.store, self._fetchers, self.trust))
-        return self._detector
+            if self._fetchers is None:
+                self._fetchers = PayloadFetchers(self.settings, self.codec, 256 << 20)
+                self._data = WindowData(self.store, self._fetchers, self.trust)
+            self._judges[kind] = (DriftDetector if kind is DataDriftTrigger else PerformanceJudge)(self._data)
+        return self._judges[kind]
 
     def close(self) -> None:
         if self._fetchers is not None:
             self._fetchers.close()
-
-
-def _result(name: str, result, fired: bool, threshold: float | None) -> dict:
-    return {
-        "metric": name,
-        "distance": result.distance,
-        "drift": fired,
-        "threshold": threshold,
-        "test_drift": result.test_drift,
-        "test_p_val": result.p_val,
-        "test_threshold": result.threshold,
-    }

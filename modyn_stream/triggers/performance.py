@@ -1,0 +1,119 @@
+"""PerformanceTrigger's decisions (hindsight), one evaluation interval at a time, as Modyn's PerformanceTrigger.
+
+At each evaluation point the model of the last trigger is scored on the interval's labelled samples (waiting
+until that model is stored, so training speed changes no trigger). The first decision always fires; during
+the warmup the warmup policy decides, and dynamic criteria calibrate on the scores it sees (Modyn leaves them
+empty, so its first decision after the warmup always fires); after it any criterion fires the trigger:
+- StaticPerformanceThreshold: the metric is at or below `metric_threshold`;
+- DynamicQuantile / DynamicRollingAverage: the metric is low against its last `window_size` values;
+- StaticNumberMisclassification: the misclassifications since the last trigger beyond what a model of the
+  expected accuracy would make (`expected_accuracy`, or forecast from the first decision after each of the last
+  `performance_triggers_window_size` triggers) reach `avoidable_misclassification_threshold`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from modyn_stream.evaluation.metrics import compute
+from modyn_stream.pipeline.config import PipelineConfig
+from modyn_stream.pipeline.schema.performance import (
+    PerformanceTrigger,
+    StaticNumberAvoidableMisclassificationCriterion,
+    full_name,
+)
+from modyn_stream.selection.manifest import numeric
+from modyn_stream.triggers.batched import WAITING, Decision, Outcome, PolicyState, in_warmup, summary, warmup_decides
+from modyn_stream.triggers.criteria import decide
+
+RIDGE_ALPHA, RIDGE_MIN_OBSERVATIONS = 0.5, 5
+
+
+def forecast(observations: list[float], method: str) -> float | None:
+    """The next value of a series: its mean, or (ridge_regression, from 5 observations on) a ridge line over the
+    observation index (alpha 0.5, intercept not penalised) extended by one step. None for no observations."""
+    if not observations:
+        return None
+    y = np.asarray(observations, dtype=np.float64)
+    if method == "rolling_average" or len(y) < RIDGE_MIN_OBSERVATIONS:
+        return float(y.mean())
+    x = np.arange(len(y), dtype=np.float64)
+    slope = float(((x - x.mean()) * (y - y.mean())).sum() / (((x - x.mean()) ** 2).sum() + RIDGE_ALPHA))
+    return float(y.mean() + slope * (len(y) - x.mean()))
+
+
+class PerformanceJudge:
+    """Evaluates PerformanceTriggers over a `ClickHouseSampleIndex`; one per trigger service."""
+
+    def __init__(self, data) -> None:
+        self.data = data  # a WindowData: the outputs of a model version on a window, the stored versions
+
+    def evaluate(self, pid: str, config: PipelineConfig, index, state: PolicyState, last_trigger: int | None):
+        """The decision at the next evaluation point; None: no point yet; WAITING: its model is not stored yet."""
+        policy: PerformanceTrigger = config.trigger
+        point = index.nth_after(state.point, policy.evaluation_interval_data_points)
+        if point is None:
+            return None
+        if state.triggered_once and self.data.model(pid, config, last_trigger) is None:
+            return WAITING
+        after = state.advanced(point)
+        scores, samples, wrong = {}, 0, 0
+        if state.triggered_once:
+            scores, samples, wrong = self._score(pid, config, index, state.point, point, last_trigger)
+            if state.fresh and samples:  # the first scores of a new model: what a retrained model achieves
+                after.expected = [*after.expected, scores["Accuracy"]][-policy.performance_triggers_window_size :]
+            after.fresh = False
+        outcomes = {}
+        if in_warmup(policy, state):
+            fired = warmup_decides(policy, index, state, after, point)
+            for name, criterion in sorted(policy.decision_criteria.items()):  # calibrate on what the warmup sees
+                if samples and hasattr(criterion, "window_size"):
+                    after.seen[name] = decide(criterion, scores[criterion.metric], after.seen.get(name, []),
+                                              higher=False)[2]  # fmt: skip
+            phase = "warmup" if state.triggered_once else "first"
+            reason = "PerformanceTrigger: first evaluation (no model to score yet)"
+            if state.triggered_once:
+                reason = f"PerformanceTrigger warmup {after.warmup_done}: {policy.warmup_policy.id}"
+        else:
+            for name, criterion in sorted(policy.decision_criteria.items()):
+                outcomes[name] = self._criterion(policy, criterion, name, scores, samples, wrong, state, after)
+            fired = any(o.fired for o in outcomes.values())
+            phase, reason = "detection", f"PerformanceTrigger: {summary(outcomes)}"
+        if fired:
+            after.counters, after.fresh = {}, True  # Modyn resets the misclassification counts at each trigger
+        model = last_trigger if state.triggered_once else None
+        return Decision(point, phase, fired, reason, after, model, current_samples=samples, results=outcomes)
+
+    def _criterion(self, policy, criterion, name, scores, samples, wrong, state, after) -> Outcome:
+        if isinstance(criterion, StaticNumberAvoidableMisclassificationCriterion):
+            expected = criterion.expected_accuracy
+            if expected is None:
+                expected = forecast(state.expected, policy.forecasting_method)
+            avoidable = 0.0 if expected is None else wrong - (1 - expected) * samples
+            if avoidable < 0 and not criterion.allow_reduction:
+                avoidable = 0.0
+            after.counters[name] = state.counters.get(name, 0) + round(avoidable)
+            threshold = criterion.avoidable_misclassification_threshold
+            return Outcome(after.counters[name], after.counters[name] >= threshold, threshold)
+        if not samples:
+            return Outcome(float("nan"), False)  # no labelled sample in the interval: nothing to judge
+        value = scores[criterion.metric]
+        fired, threshold, seen = decide(criterion, value, state.seen.get(name, []), higher=False)
+        if hasattr(criterion, "window_size"):
+            after.seen[name] = seen
+        return Outcome(value, fired, threshold)
+
+    def _score(self, pid, config, index, previous, point, model_index) -> tuple[dict[str, float], int, int]:
+        """(scores by Modyn's metric names, labelled samples, misclassified ones) of the interval (previous, point]."""
+        evaluation = config.trigger.evaluation
+        dataset = evaluation.dataset
+        rows = index.window(point, after=previous, labelled=True)
+        if rows.num_rows == 0:
+            return {}, 0, 0
+        data = dataset if dataset.decoder is not None else config.data  # its own decoder, else the pipeline's
+        logits = self.data.outputs(pid, config, rows, model_index, data, evaluation.device).float()
+        labels = torch.from_numpy(numeric(rows["label"]))
+        scores = {full_name(metric): compute(metric, logits, labels) for metric in dataset.metrics}
+        wrong = int((logits.argmax(dim=1) != labels).sum())
+        return scores, rows.num_rows, wrong
