@@ -120,7 +120,9 @@ class BatchedEvaluations:
         kind = type(policy)
         if kind not in self._judges:
             from modyn_stream.pipeline.schema.drift import DataDriftTrigger
+            from modyn_stream.pipeline.schema.performance import PerformanceTrigger
             from modyn_stream.training.fetch import PayloadFetchers
+            from modyn_stream.triggers.cost import CostJudge
             from modyn_stream.triggers.drift.trigger import DriftDetector
             from modyn_stream.triggers.performance import PerformanceJudge
             from modyn_stream.triggers.window_data import WindowData
@@ -128,7 +130,8 @@ class BatchedEvaluations:
             if self._fetchers is None:
                 self._fetchers = PayloadFetchers(self.settings, self.codec, 256 << 20)
                 self._data = WindowData(self.store, self._fetchers, self.trust)
-            self._judges[kind] = (DriftDetector if kind is DataDriftTrigger else PerformanceJudge)(self._data)
+            judges = {DataDriftTrigger: DriftDetector, PerformanceTrigger: PerformanceJudge}
+            self._judges[kind] = judges.get(kind, CostJudge)(self._data)
         return self._judges[kind]
 
     def close(self) -> None:

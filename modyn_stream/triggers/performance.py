@@ -13,7 +13,6 @@ empty, so its first decision after the warmup always fires); after it any criter
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from modyn_stream.evaluation.metrics import compute
@@ -26,21 +25,38 @@ from modyn_stream.pipeline.schema.performance import (
 from modyn_stream.selection.manifest import numeric
 from modyn_stream.triggers.batched import WAITING, Decision, Outcome, PolicyState, in_warmup, summary, warmup_decides
 from modyn_stream.triggers.criteria import decide
+from modyn_stream.triggers.forecast import forecast
 
-RIDGE_ALPHA, RIDGE_MIN_OBSERVATIONS = 0.5, 5
+
+def avoidable(criterion, wrong: int, samples: int, expected_memory: list[float], method: str) -> float:
+    """Misclassifications in an interval beyond those of a model of the expected accuracy (`expected_accuracy`,
+    or forecast from the first decisions after triggers; none yet: 0), at least 0 unless `allow_reduction`."""
+    expected = criterion.expected_accuracy
+    if expected is None:
+        expected = forecast(expected_memory, method)
+    count = 0.0 if expected is None else wrong - (1 - expected) * samples
+    return count if count >= 0 or criterion.allow_reduction else 0.0
 
 
-def forecast(observations: list[float], method: str) -> float | None:
-    """The next value of a series: its mean, or (ridge_regression, from 5 observations on) a ridge line over the
-    observation index (alpha 0.5, intercept not penalised) extended by one step. None for no observations."""
-    if not observations:
-        return None
-    y = np.asarray(observations, dtype=np.float64)
-    if method == "rolling_average" or len(y) < RIDGE_MIN_OBSERVATIONS:
-        return float(y.mean())
-    x = np.arange(len(y), dtype=np.float64)
-    slope = float(((x - x.mean()) * (y - y.mean())).sum() / (((x - x.mean()) ** 2).sum() + RIDGE_ALPHA))
-    return float(y.mean() + slope * (len(y) - x.mean()))
+def score_interval(data, pid, config, evaluation, index, previous, point, model_index):
+    """(scores by Modyn's metric names, labelled samples, misclassified ones) of the model of trigger `model_index`
+    on the interval (previous, point]."""
+    dataset = evaluation.dataset
+    rows = index.window(point, after=previous, labelled=True)
+    if rows.num_rows == 0:
+        return {}, 0, 0
+    decoding = dataset if dataset.decoder is not None else config.data  # its own decoder, else the pipeline's
+    logits = data.outputs(pid, config, rows, model_index, decoding, evaluation.device).float()
+    labels = torch.from_numpy(numeric(rows["label"]))
+    scores = {full_name(metric): compute(metric, logits, labels) for metric in dataset.metrics}
+    return scores, rows.num_rows, int((logits.argmax(dim=1) != labels).sum())
+
+
+def remember_fresh(policy, state: PolicyState, after: PolicyState, scores: dict, samples: int) -> None:
+    """The first accuracy of a new model is what a retrained model achieves: kept for the expected accuracy."""
+    if state.fresh and samples:
+        after.expected = [*after.expected, scores["Accuracy"]][-policy.performance_triggers_window_size :]
+    after.fresh = False
 
 
 class PerformanceJudge:
@@ -60,10 +76,10 @@ class PerformanceJudge:
         after = state.advanced(point)
         scores, samples, wrong = {}, 0, 0
         if state.triggered_once:
-            scores, samples, wrong = self._score(pid, config, index, state.point, point, last_trigger)
-            if state.fresh and samples:  # the first scores of a new model: what a retrained model achieves
-                after.expected = [*after.expected, scores["Accuracy"]][-policy.performance_triggers_window_size :]
-            after.fresh = False
+            scores, samples, wrong = score_interval(
+                self.data, pid, config, policy.evaluation, index, state.point, point, last_trigger
+            )
+            remember_fresh(policy, state, after, scores, samples)
         outcomes = {}
         if in_warmup(policy, state):
             fired = warmup_decides(policy, index, state, after, point)
@@ -87,13 +103,8 @@ class PerformanceJudge:
 
     def _criterion(self, policy, criterion, name, scores, samples, wrong, state, after) -> Outcome:
         if isinstance(criterion, StaticNumberAvoidableMisclassificationCriterion):
-            expected = criterion.expected_accuracy
-            if expected is None:
-                expected = forecast(state.expected, policy.forecasting_method)
-            avoidable = 0.0 if expected is None else wrong - (1 - expected) * samples
-            if avoidable < 0 and not criterion.allow_reduction:
-                avoidable = 0.0
-            after.counters[name] = state.counters.get(name, 0) + round(avoidable)
+            count = avoidable(criterion, wrong, samples, state.expected, policy.forecasting_method)
+            after.counters[name] = state.counters.get(name, 0) + round(count)
             threshold = criterion.avoidable_misclassification_threshold
             return Outcome(after.counters[name], after.counters[name] >= threshold, threshold)
         if not samples:
@@ -103,17 +114,3 @@ class PerformanceJudge:
         if hasattr(criterion, "window_size"):
             after.seen[name] = seen
         return Outcome(value, fired, threshold)
-
-    def _score(self, pid, config, index, previous, point, model_index) -> tuple[dict[str, float], int, int]:
-        """(scores by Modyn's metric names, labelled samples, misclassified ones) of the interval (previous, point]."""
-        evaluation = config.trigger.evaluation
-        dataset = evaluation.dataset
-        rows = index.window(point, after=previous, labelled=True)
-        if rows.num_rows == 0:
-            return {}, 0, 0
-        data = dataset if dataset.decoder is not None else config.data  # its own decoder, else the pipeline's
-        logits = self.data.outputs(pid, config, rows, model_index, data, evaluation.device).float()
-        labels = torch.from_numpy(numeric(rows["label"]))
-        scores = {full_name(metric): compute(metric, logits, labels) for metric in dataset.metrics}
-        wrong = int((logits.argmax(dim=1) != labels).sum())
-        return scores, rows.num_rows, wrong

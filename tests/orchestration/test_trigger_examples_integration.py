@@ -62,3 +62,22 @@ def test_the_performance_example_retrains_once_the_accuracy_of_a_new_phase_shows
     for _, fired, _, value in decisions[1:]:
         assert (fired == "True") == (float(value) <= 0.85), "fires exactly when accuracy is at or below 0.85"
     assert all(reason.startswith("PerformanceTrigger") for _, reason in triggers)
+
+
+def test_the_cost_example_weighs_waiting_misclassifications_against_a_fixed_cost_alike_on_any_layout(
+    kafka_settings, tmp_path
+):
+    config = yaml.safe_load((EXAMPLES / "tabular_cost_trigger.yaml").read_text())
+    reports = []
+    for partitions in (4, 1):
+        config["replay"]["partitions"] = partitions
+        path = tmp_path / f"cost-{partitions}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        reports.append(run_example(kafka_settings, tmp_path / str(partitions), path, "tabular-cost-trigger"))
+    decisions = [rows(r / "decisions.csv", "evaluation", "phase", "fired", "value", "threshold") for r in reports]
+    assert decisions[0] == decisions[1], "a fixed cost model: the same decisions on 4 partitions and on 1"
+    detections = [d for d in decisions[0] if d[1] == "detection"]
+    assert all((fired == "True") == (float(value) >= float(cost)) for _, _, fired, value, cost in detections)
+    assert 0 < sum(d[2] == "True" for d in detections) < len(detections), "it weighs: some fire, some wait"
+    reasons = [reason for (reason,) in rows(reports[0] / "triggers.csv", "reason")]
+    assert all("linear: 40 s + 0 s/sample" in r for r in reasons[2:]), "the cost model used is on each trigger"

@@ -7,6 +7,7 @@ import yaml
 
 from modyn_stream.pipeline.loading import PipelineConfigError, load_pipeline, pipeline_id, validate_data, validate_text
 from modyn_stream.pipeline.schema.triggers import (
+    AvoidableMisclassificationCostTrigger,
     DataAmountTrigger,
     DataDriftTrigger,
     EnsembleTrigger,
@@ -30,7 +31,10 @@ def test_every_example_pipeline_is_valid(path):
 
 def test_the_examples_cover_the_issue_triggers():
     triggers = {type(load_pipeline(p).trigger) for p in EXAMPLES}
-    assert triggers == {DataAmountTrigger, TimeTrigger, EnsembleTrigger, DataDriftTrigger, PerformanceTrigger}
+    assert triggers == {
+        DataAmountTrigger, TimeTrigger, EnsembleTrigger, DataDriftTrigger, PerformanceTrigger,
+        AvoidableMisclassificationCostTrigger,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

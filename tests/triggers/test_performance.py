@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from modyn_stream.triggers.batched import WAITING, PolicyState
-from modyn_stream.triggers.performance import PerformanceJudge, forecast
+from modyn_stream.triggers.forecast import forecast
+from modyn_stream.triggers.performance import PerformanceJudge
 from tests.triggers.drift.test_trigger import Index, config_with
 
 SHIFT = 600  # samples 1..600 are of the old kind, the others of a new one

@@ -52,16 +52,21 @@ class DynamicRollingAveragePerformanceThresholdCriterion(_MetricCriterion):
     needs_calibration: Literal[True] = True
 
 
-class StaticNumberAvoidableMisclassificationCriterion(Strict):
-    id: Literal["StaticNumberMisclassificationCriterion"] = "StaticNumberMisclassificationCriterion"
+class AvoidableMisclassifications(Strict):
+    """How misclassifications a retrained model would have avoided are counted."""
+
     expected_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         None, description="Accuracy a fresh model would have; None: forecast from the decisions right after triggers."
     )
     allow_reduction: bool = Field(False, description="Intervals better than expected lower the count.")
+    needs_calibration: Literal[True] = True
+
+
+class StaticNumberAvoidableMisclassificationCriterion(AvoidableMisclassifications):
+    id: Literal["StaticNumberMisclassificationCriterion"] = "StaticNumberMisclassificationCriterion"
     avoidable_misclassification_threshold: Annotated[int, Field(ge=1)] = Field(
         description="Fire once this many misclassifications since the last trigger were avoidable."
     )
-    needs_calibration: Literal[True] = True
 
 
 PerformanceCriterion = Annotated[
@@ -88,8 +93,9 @@ class PerformanceTriggerEvaluationConfig(Strict):
         return dataset
 
 
-class PerformanceTrigger(BatchedTrigger):
-    id: Literal["PerformanceTrigger"]
+class ScoredTrigger(BatchedTrigger):
+    """What a trigger that scores the current model on each interval has (Modyn's internal performance config)."""
+
     data_density_window_size: Annotated[int, Field(ge=1)] = noted(
         20, "data_density_window_size: only lookahead mode reads it, and only hindsight mode exists (as in Modyn)"
     )
@@ -101,7 +107,6 @@ class PerformanceTrigger(BatchedTrigger):
     forecasting_method: Literal["ridge_regression", "rolling_average"] = Field(
         "ridge_regression", description="How the expected accuracy is forecast (ridge: from 5 observations on)."
     )
-    decision_criteria: dict[str, PerformanceCriterion] = Field(min_length=1)
 
     @field_validator("mode")
     @classmethod
@@ -109,6 +114,11 @@ class PerformanceTrigger(BatchedTrigger):
         if mode == "lookahead":
             raise ValueError("only hindsight mode is supported (as in Modyn)")
         return mode
+
+
+class PerformanceTrigger(ScoredTrigger):
+    id: Literal["PerformanceTrigger"]
+    decision_criteria: dict[str, PerformanceCriterion] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _criteria_fit(self) -> PerformanceTrigger:

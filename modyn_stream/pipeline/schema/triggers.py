@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from modyn_stream.pipeline.schema.cost import AvoidableMisclassificationCostTrigger, DataIncorporationLatencyCostTrigger
 from modyn_stream.pipeline.schema.drift import BatchedTrigger, DataDriftTrigger
 from modyn_stream.pipeline.schema.performance import PerformanceTrigger
 from modyn_stream.pipeline.schema.simple_triggers import (
@@ -19,8 +20,17 @@ from modyn_stream.pipeline.schema.simple_triggers import (
 )
 
 __all__ = [
-    "AtLeastN", "BatchedTrigger", "DataAmountTrigger", "DataDriftTrigger", "EnsembleTrigger", "MajorityVote",
-    "PerformanceTrigger", "TimeTrigger", "TriggerConfig",
+    "AtLeastN",
+    "AvoidableMisclassificationCostTrigger",
+    "BatchedTrigger",
+    "DataAmountTrigger",
+    "DataDriftTrigger",
+    "DataIncorporationLatencyCostTrigger",
+    "EnsembleTrigger",
+    "MajorityVote",
+    "PerformanceTrigger",
+    "TimeTrigger",
+    "TriggerConfig",
 ]  # fmt: skip
 
 
@@ -37,6 +47,12 @@ class EnsembleTrigger(_Trigger):
 
 
 TriggerConfig = Annotated[
-    DataAmountTrigger | TimeTrigger | EnsembleTrigger | DataDriftTrigger | PerformanceTrigger,
+    DataAmountTrigger
+    | TimeTrigger
+    | EnsembleTrigger
+    | DataDriftTrigger
+    | PerformanceTrigger
+    | DataIncorporationLatencyCostTrigger
+    | AvoidableMisclassificationCostTrigger,
     Field(discriminator="id"),
 ]
