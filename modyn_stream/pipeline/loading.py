@@ -150,6 +150,8 @@ def validate_data(
         problems += checks.decoder_problems(config, base)
     references = [("model.id", config.model.id)] if ":" in config.model.id else []
     references += config.data.code_references("data")
+    if (vote := getattr(config.trigger, "ensemble_strategy", None)) is not None and vote.id == "Custom":
+        references.append(("trigger.ensemble_strategy.aggregation_function", vote.aggregation_function))
     for i, dataset in enumerate(config.evaluation.datasets if config.evaluation else []):
         references += dataset.code_references(f"evaluation.datasets[{i}]")
     for field, reference in references:

@@ -28,21 +28,33 @@ class PolicyState:
     counters: dict[str, float] = field(default_factory=dict)  # performance: avoidable misclassifications so far
     expected: list[float] = field(default_factory=list)  # performance: accuracy of the first decision after a trigger
     fresh: bool = False  # performance: the next decision is the first with a new model
+    subs: dict[str, PolicyState] = field(default_factory=dict)  # ensemble: each subtrigger's state
+    votes: list[str] = field(default_factory=list)  # ensemble: the subtriggers that fired since its last trigger
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> PolicyState:
-        raw = json.loads(text)
+        return cls._from_dict(json.loads(text))
+
+    @classmethod
+    def _from_dict(cls, raw: dict) -> PolicyState:
         points = {k: Boundary(**raw.pop(k)) for k in ("point", "reset", "warmup_last")}
         refs = [Boundary(**b) for b in raw.pop("warmup_refs")]
-        return cls(**raw, **points, warmup_refs=refs)
+        subs = {name: cls._from_dict(sub) for name, sub in raw.pop("subs", {}).items()}
+        return cls(**raw, **points, warmup_refs=refs, subs=subs)
 
     def advanced(self, point: Boundary) -> PolicyState:
         """A copy for the decision at `point` (lists and maps copied, so the old state stays as it was)."""
         return replace(self, point=point, evaluations=self.evaluations + 1, warmup_refs=list(self.warmup_refs),
-                       seen=dict(self.seen), counters=dict(self.counters), expected=list(self.expected))  # fmt: skip
+                       seen=dict(self.seen), counters=dict(self.counters), expected=list(self.expected),
+                       subs=dict(self.subs), votes=list(self.votes))  # fmt: skip
+
+    def triggered(self, point: Boundary) -> None:
+        """A trigger at `point` (a new model comes): drift windows move on, regret and misclassification counts
+        restart, and the next score is the new model's first."""
+        self.reset, self.counters, self.fresh = point, {}, True
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,13 @@ class Decision:
     reference_samples: int = 0
     current_samples: int = 0
     results: dict[str, Outcome] = field(default_factory=dict)
+
+
+def with_trigger(decision):
+    """A decision with what its trigger does to the policy's state applied, if it fired."""
+    if decision is not WAITING and decision is not None and decision.fired:
+        decision.state.triggered(decision.point)
+    return decision
 
 
 def warmup_count(policy) -> int:

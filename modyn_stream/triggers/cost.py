@@ -70,8 +70,6 @@ class CostJudge:
             outcomes = {"regret": Outcome(regret, fired, cost)}
             reason = f"{policy.id}: regret {regret:.6g} vs training {cost:.6g} s ({model})"
             phase = "detection"
-        if fired:
-            after.counters, after.fresh = {}, True  # Modyn resets the regret and the waiting samples
         model_index = last_trigger if state.triggered_once else None
         return Decision(point, phase, fired, reason, after, model_index, current_samples=len(times), results=outcomes)
 

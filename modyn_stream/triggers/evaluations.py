@@ -54,10 +54,12 @@ class BatchedEvaluations:
 
     def next(self, pid: str, config: PipelineConfig, index, last_trigger: int):
         """The pipeline's next decision, or None (no evaluation point yet, or waiting for a model version)."""
-        from modyn_stream.triggers.batched import WAITING, PolicyState
+        from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
 
-        decision = self.judge(config.trigger).evaluate(
-            pid, config, index, self.states.get(pid, PolicyState()), last_trigger if last_trigger >= 0 else None
+        decision = with_trigger(
+            self.judge(config.trigger).evaluate(
+                pid, config, index, self.states.get(pid, PolicyState()), last_trigger if last_trigger >= 0 else None
+            )
         )
         if decision is WAITING:
             if pid not in self.waiting:
@@ -121,9 +123,11 @@ class BatchedEvaluations:
         if kind not in self._judges:
             from modyn_stream.pipeline.schema.drift import DataDriftTrigger
             from modyn_stream.pipeline.schema.performance import PerformanceTrigger
+            from modyn_stream.pipeline.schema.triggers import EnsembleTrigger
             from modyn_stream.training.fetch import PayloadFetchers
             from modyn_stream.triggers.cost import CostJudge
             from modyn_stream.triggers.drift.trigger import DriftDetector
+            from modyn_stream.triggers.ensemble import EnsembleJudge
             from modyn_stream.triggers.performance import PerformanceJudge
             from modyn_stream.triggers.window_data import WindowData
 
@@ -131,7 +135,10 @@ class BatchedEvaluations:
                 self._fetchers = PayloadFetchers(self.settings, self.codec, 256 << 20)
                 self._data = WindowData(self.store, self._fetchers, self.trust)
             judges = {DataDriftTrigger: DriftDetector, PerformanceTrigger: PerformanceJudge}
-            self._judges[kind] = judges.get(kind, CostJudge)(self._data)
+            if kind is EnsembleTrigger:
+                self._judges[kind] = EnsembleJudge(self.judge, self.trust)
+            else:
+                self._judges[kind] = judges.get(kind, CostJudge)(self._data)
         return self._judges[kind]
 
     def close(self) -> None:

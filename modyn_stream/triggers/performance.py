@@ -96,8 +96,6 @@ class PerformanceJudge:
                 outcomes[name] = self._criterion(policy, criterion, name, scores, samples, wrong, state, after)
             fired = any(o.fired for o in outcomes.values())
             phase, reason = "detection", f"PerformanceTrigger: {summary(outcomes)}"
-        if fired:
-            after.counters, after.fresh = {}, True  # Modyn resets the misclassification counts at each trigger
         model = last_trigger if state.triggered_once else None
         return Decision(point, phase, fired, reason, after, model, current_samples=samples, results=outcomes)
 

@@ -32,7 +32,7 @@ from modyn_stream.kafka.transactions import init_transactions, produce_in_transa
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipelines
-from modyn_stream.pipeline.schema.drift import BatchedTrigger
+from modyn_stream.pipeline.schema.triggers import is_batched
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust
 from modyn_stream.triggers.evaluations import BatchedEvaluations
 from modyn_stream.triggers.policies import START, Boundary, Firing, next_firing
@@ -162,7 +162,7 @@ class TriggerService:
         previous = self.states.setdefault(pid, TriggerState())
         late = index.late_count(previous.boundary, previous.snapshot) if previous.next_index else 0
         fired = 0
-        if isinstance(config.trigger, BatchedTrigger):
+        if is_batched(config.trigger):
             while (decision := self.batched.next(pid, config, index, previous.next_index - 1)) is not None:
                 state = self.states[pid]
                 if not decision.fired:

@@ -4,7 +4,7 @@ linear cost model and a measured one, and avoidable misclassifications waiting."
 import numpy as np
 import pytest
 
-from modyn_stream.triggers.batched import WAITING, PolicyState
+from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
 from modyn_stream.triggers.cost import CostJudge
 from tests.triggers.drift.test_trigger import Index, config_with
 from tests.triggers.test_performance import EVALUATION, NEVER, Models
@@ -23,7 +23,7 @@ class Costs(Models):
 
 def run(config, data, n: int = 1200):
     judge, index, state, decisions, last = CostJudge(data), Index(n), PolicyState(), [], None
-    while (decision := judge.evaluate("p", config, index, state, last)) is not None:
+    while (decision := with_trigger(judge.evaluate("p", config, index, state, last))) is not None:
         if decision is WAITING:
             return decisions, WAITING
         decisions.append(decision)

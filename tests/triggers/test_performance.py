@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from modyn_stream.triggers.batched import WAITING, PolicyState
+from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
 from modyn_stream.triggers.forecast import forecast
 from modyn_stream.triggers.performance import PerformanceJudge
 from tests.triggers.drift.test_trigger import Index, config_with
@@ -44,7 +44,7 @@ def performance(criteria: dict, **fields) -> dict:
 def run(config, models: Models, n: int = 1200):
     judge, index, state, decisions = PerformanceJudge(models), Index(n), PolicyState(), []
     last = None
-    while (decision := judge.evaluate("p", config, index, state, last)) is not None:
+    while (decision := with_trigger(judge.evaluate("p", config, index, state, last))) is not None:
         if decision is WAITING:
             return decisions, WAITING
         decisions.append(decision)

@@ -68,8 +68,6 @@ class DriftDetector:
             outcomes[name] = Outcome(result.distance, fired, threshold, result.test_drift, result.p_val,
                                      result.threshold)  # fmt: skip
         fired, votes = voted(policy.aggregation_strategy, outcomes)
-        if fired:
-            after.reset = point
         reason = f"DataDriftTrigger({policy.aggregation_strategy.id} {votes}/{len(outcomes)}): {summary(outcomes)}"
         return Decision(point, "detection", fired, reason, after, model_index, len(ref), len(cur), outcomes)
 
@@ -85,8 +83,8 @@ class DriftDetector:
         if warming and after.warmup_done == warmup_count(policy):
             self._calibrate(pid, config, index, after, point, model_index if state.triggered_once else None)
             after.warmup_refs = []
-        if warming or fired:
-            after.reset = point  # Modyn restarts the windows at every warmup interval, and at every trigger
+        if warming:
+            after.reset = point  # Modyn restarts the windows at every warmup interval (and at every trigger)
         return Decision(point, "first" if not state.triggered_once else "warmup", fired, reason, after)
 
     def _calibrate(self, pid, config, index, after: PolicyState, point: Boundary, model_index) -> None:

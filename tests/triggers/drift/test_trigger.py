@@ -8,7 +8,7 @@ import pyarrow as pa
 import yaml
 
 from modyn_stream.pipeline.loading import validate_data
-from modyn_stream.triggers.batched import WAITING, PolicyState
+from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
 from modyn_stream.triggers.drift.trigger import DriftDetector
 from modyn_stream.triggers.policies import Boundary
 from tests.pipeline.test_config import EXAMPLES
@@ -64,7 +64,7 @@ def config_with(trigger: dict):
 
 def run(detector, config, index, until_waiting=False):
     state, decisions, last_trigger = PolicyState(), [], None
-    while (decision := detector.evaluate("p", config, index, state, last_trigger)) is not None:
+    while (decision := with_trigger(detector.evaluate("p", config, index, state, last_trigger))) is not None:
         if decision is WAITING:
             return decisions, state, WAITING
         decisions.append(decision)
