@@ -4,7 +4,7 @@ Each metric takes two float arrays (samples x features) and returns a `MetricRes
 decision criteria compare, on Modyn's scale: MMD², mean KS/CVM statistic, ROC AUC, drifted share, distance
 of means, mean Hellinger distance) and the verdict of its own test (`test_drift`, with its p-value and
 threshold where it has them). Statistics come from SciPy; MMD runs on torch in row blocks, so 2 x 5,000
-samples never hold a 10,000² kernel matrix. Randomness (permutations, resamples, the classifier's split)
+samples never hold a 10,000² kernel matrix; kernels are evaluated in float32 and summed in float64. Randomness (permutations, resamples, the classifier's split)
 is seeded by the caller, so the same windows always give the same result.
 """
 
@@ -38,10 +38,11 @@ class MetricResult:
     threshold: float | None = None
 
 
-def measure(config, ref: np.ndarray, cur: np.ndarray, seed: int) -> MetricResult:
-    """The result of the metric `config` on windows `ref` and `cur` (2-d float arrays)."""
+def measure(config, ref: np.ndarray, cur: np.ndarray, seed: int, cache: dict | None = None) -> MetricResult:
+    """The result of the metric `config` on windows `ref` and `cur` (2-d float arrays); `cache`: a dict the caller
+    keeps for this metric while `ref` stays the same, so what depends on the reference alone is computed once."""
     if isinstance(config, AlibiDetectMmdDriftMetric):
-        return mmd(ref, cur, config, seed)
+        return mmd(ref, cur, config, seed, cache)
     if isinstance(config, AlibiDetectKSDriftMetric):
         return per_feature_test(ref, cur, _ks(config.alternative_hypothesis), config.p_val, config.correction)
     if isinstance(config, AlibiDetectCVMDriftMetric):
@@ -63,38 +64,69 @@ def measure(config, ref: np.ndarray, cur: np.ndarray, seed: int) -> MetricResult
 
 def median_bandwidth(x: torch.Tensor) -> float:
     """alibi-detect's median heuristic: sigma² = half the (lower) median squared distance between rows of x."""
-    squared = torch.cdist(x, x).square().flatten()
+    squared = torch.cdist(x, x).square_().flatten()
     return float(torch.kthvalue(squared, max(len(squared) // 2, 1)).values * 0.5) ** 0.5
 
 
-def mmd(ref: np.ndarray, cur: np.ndarray, config: AlibiDetectMmdDriftMetric, seed: int) -> MetricResult:
-    """Unbiased MMD² with k(a, b) = exp(-|a-b|² / (2 sigma²)); with `num_permutations`, its permutation-test p-value
-    (the share of random splits of the pooled samples with an MMD² at least as large)."""
+def _kernel_blocks(a: torch.Tensor, b: torch.Tensor, gamma: float):
+    """exp(-gamma |a_i - b_j|²) in row blocks of a (float32: half the time of float64, sums kept in float64)."""
+    for start in range(0, len(a), BLOCK_ROWS):
+        yield start, torch.cdist(a[start : start + BLOCK_ROWS], b).square_().mul_(-gamma).exp_()
+
+
+def kernel_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, same: bool = False) -> float:
+    """The sum of the kernel matrix of a and b; `same` (b is a): without its diagonal, from its upper half."""
+    if not same:
+        return sum(float(block.sum(dtype=torch.float64)) for _, block in _kernel_blocks(a, b, gamma))
+    total = 0.0
+    for start in range(0, len(a), BLOCK_ROWS):
+        rows = a[start : start + BLOCK_ROWS]
+        block = torch.cdist(rows, a[start:]).square_().mul_(-gamma).exp_()
+        own = block[:, : len(rows)]  # rows against themselves: counted once, without the diagonal
+        total += 2 * float(block.sum(dtype=torch.float64)) - float(own.sum(dtype=torch.float64))
+        total -= float(own.diagonal().sum(dtype=torch.float64))
+    return total
+
+
+def mmd(
+    ref: np.ndarray, cur: np.ndarray, config: AlibiDetectMmdDriftMetric, seed: int, cache: dict | None = None
+) -> MetricResult:
+    """Unbiased MMD² with k(a, b) = exp(-|a-b|² / (2 sigma²)); with `num_permutations`, its permutation-test
+    p-value (the share of random splits of the pooled samples with an MMD² at least as large). `cache` keeps
+    what depends on the reference alone (bandwidth, kernel sum) while the caller's reference stays the same."""
+    cache = {} if cache is None else cache
     device = torch.device("cuda" if config.device == "gpu" else config.device or "cpu")
-    x = torch.from_numpy(np.concatenate([ref, cur])).to(device, torch.float64)
+    x_ref = torch.from_numpy(ref).to(device, torch.float32)
+    x_cur = torch.from_numpy(cur).to(device, torch.float32)
     n, m = len(ref), len(cur)
-    sigma = median_bandwidth(x[:n] if config.configure_kernel_from_x_ref else x) or 1.0
-    splits = [torch.cat([torch.ones(n), torch.zeros(m)]).to(torch.float64)]
-    if config.num_permutations:
-        generator = torch.Generator().manual_seed(seed)
-        splits += [splits[0][torch.randperm(n + m, generator=generator)] for _ in range(config.num_permutations)]
-    splits.append(torch.ones(n + m, dtype=torch.float64))  # K 1, for the cross sums
-    s = torch.stack(splits, dim=1).to(device)  # (n + m) x columns: 1 marks a "reference" sample of that split
-    ks = torch.empty_like(s)  # K s, with K's diagonal zeroed (the unbiased estimate leaves i = j out)
-    for start in range(0, n + m, BLOCK_ROWS):
-        block = torch.exp(-torch.cdist(x[start : start + BLOCK_ROWS], x).square() / (2 * sigma**2))
+    if not config.configure_kernel_from_x_ref:
+        sigma = median_bandwidth(torch.cat([x_ref, x_cur])) or 1.0
+    elif (sigma := cache.get("sigma")) is None:
+        sigma = cache["sigma"] = median_bandwidth(x_ref) or 1.0
+    gamma = 1.0 / (2 * sigma**2)
+    if not config.num_permutations:
+        if (within_ref := cache.get("within_ref")) is None or not config.configure_kernel_from_x_ref:
+            within_ref = cache["within_ref"] = kernel_sum(x_ref, x_ref, gamma, same=True)
+        within_cur, cross = kernel_sum(x_cur, x_cur, gamma, same=True), kernel_sum(x_ref, x_cur, gamma)
+        observed = within_ref / (n * (n - 1)) + within_cur / (m * (m - 1)) - 2 * cross / (n * m)
+        drift = None if config.threshold is None else observed >= config.threshold
+        return MetricResult(observed, drift, threshold=config.threshold)
+    x = torch.cat([x_ref, x_cur])
+    generator = torch.Generator().manual_seed(seed)
+    marks = torch.cat([torch.ones(n), torch.zeros(m)])
+    splits = [marks, *(marks[torch.randperm(n + m, generator=generator)] for _ in range(config.num_permutations))]
+    s = torch.stack([*splits, torch.ones(n + m)], dim=1).to(device)  # 1 marks a "reference" sample; last: K 1
+    ks = torch.empty(n + m, s.shape[1], dtype=torch.float64, device=device)  # K s, K's diagonal zeroed
+    for start, block in _kernel_blocks(x, x, gamma):
         block[:, start : start + BLOCK_ROWS].fill_diagonal_(0.0)
-        ks[start : start + BLOCK_ROWS] = block @ s
+        ks[start : start + BLOCK_ROWS] = (block @ s).double()
+    s = s.double()
     k1, s, ks = ks[:, -1], s[:, :-1], ks[:, :-1]
     within_ref = (ks * s).sum(dim=0)  # s^T K s
     cross = (s * k1[:, None]).sum(dim=0) - within_ref  # s^T K (1 - s)
     within_cur = k1.sum() - within_ref - 2 * cross
     mmd2 = within_ref / (n * (n - 1)) + within_cur / (m * (m - 1)) - 2 * cross / (n * m)
-    observed = float(mmd2[0])
-    if not config.num_permutations:
-        drift = None if config.threshold is None else observed >= config.threshold
-        return MetricResult(observed, drift, threshold=config.threshold)
-    permuted = mmd2[1:]
+    observed, permuted = float(mmd2[0]), mmd2[1:]
     p_val = float((permuted >= observed).double().mean())
     rank = min(int(config.p_val * len(permuted)), len(permuted) - 1)
     threshold = float(torch.sort(permuted, descending=True).values[rank])

@@ -43,6 +43,7 @@ class DriftDetector:
 
     def __init__(self, data) -> None:
         self.data = data  # a WindowData: the vectors of a window, the stored model versions
+        self._reference: dict[str, tuple] = {}  # per pipeline: (reference, model) -> each metric's cache
 
     def evaluate(self, pid: str, config: PipelineConfig, index, state: PolicyState, last_trigger: int | None):
         """The decision at the next evaluation point; None: no point yet; WAITING: its model is not stored yet."""
@@ -59,9 +60,13 @@ class DriftDetector:
         reference, current = self._windows(policy, index, state.reset, point)
         ref = self.data.vectors(pid, config, reference, model_index, key=("reference", state.reset))
         cur = self.data.vectors(pid, config, current, model_index)
+        key = (state.reset, model_index)
+        if self._reference.get(pid, (None,))[0] != key:
+            self._reference[pid] = (key, {})  # what the metrics keep of the reference until it changes
+        caches = self._reference[pid][1]
         outcomes = {}
         for name, metric in sorted(policy.metrics.items()):
-            result = measure(metric, ref, cur, seed_of(config, name, point))
+            result = measure(metric, ref, cur, seed_of(config, name, point), caches.setdefault(name, {}))
             fired, threshold, after.seen[name] = decide(
                 metric.decision_criterion, result.distance, state.seen.get(name, []), result.test_drift
             )

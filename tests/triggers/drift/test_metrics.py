@@ -43,7 +43,7 @@ def test_mmd_is_the_unbiased_estimate_with_the_reference_bandwidth(monkeypatch):
     monkeypatch.setattr(metrics, "BLOCK_ROWS", 7)  # several row blocks, one crossing the reference/current edge
     for cur in (SAME_B, SHIFTED):
         result = measure(metric(AlibiDetectMmdDriftMetric), SAME_A, cur, seed=0)
-        assert result.distance == pytest.approx(direct_mmd2(SAME_A, cur), rel=1e-9, abs=1e-12)
+        assert result.distance == pytest.approx(direct_mmd2(SAME_A, cur), abs=1e-7)  # kernels in float32
         assert result.test_drift is None and result.p_val is None  # no permutations, no threshold: no test
     assert measure(metric(AlibiDetectMmdDriftMetric), SAME_A, SHIFTED, 0).distance > 0.3
     assert abs(measure(metric(AlibiDetectMmdDriftMetric), SAME_A, SAME_B, 0).distance) < 0.05
