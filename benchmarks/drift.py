@@ -3,9 +3,10 @@
 The digits example's workload: SmallCNN on 1x8x8 digits, batch 64, 2 epochs. "training": `train()` of one
 trigger on --samples in-memory samples (the example's largest training set is 5,000). "drift check": one
 DataDriftTrigger decision with 5,000-sample windows, as the trigger service makes it with what it keeps of
-the reference (its embeddings, bandwidth and kernel sum) cached: the current window embedded by the model's penultimate layer, then MMD (Gaussian RBF,
-median bandwidth) against the reference; once without a test, once with a 100-permutation test. Fetching
-the window from Kafka is the trainer's own path (benchmarks/trainer.py) and is left out of both sides.
+the reference (its embeddings, bandwidth and kernel sum) cached: the current window embedded by the model's
+penultimate layer, then MMD (Gaussian RBF, median bandwidth) against the reference; once without a test,
+once with a 100-permutation test. Fetching the window from Kafka is the trainer's own path
+(benchmarks/trainer.py) and is left out of both sides.
 The three run interleaved --repeat times (medians, with min-max), so this machine's noise hits all alike.
 Target (issue 17): a drift check below 10% of the training time per trigger.
 Usage: python benchmarks/drift.py [--samples 5000] [--window 5000] [--repeat 3]

@@ -4,8 +4,9 @@ Each metric takes two float arrays (samples x features) and returns a `MetricRes
 decision criteria compare, on Modyn's scale: MMD², mean KS/CVM statistic, ROC AUC, drifted share, distance
 of means, mean Hellinger distance) and the verdict of its own test (`test_drift`, with its p-value and
 threshold where it has them). Statistics come from SciPy; MMD runs on torch in row blocks, so 2 x 5,000
-samples never hold a 10,000² kernel matrix; kernels are evaluated in float32 and summed in float64. Randomness (permutations, resamples, the classifier's split)
-is seeded by the caller, so the same windows always give the same result.
+samples never hold a 10,000² kernel matrix; kernels are evaluated in float32 and summed in float64.
+Randomness (permutations, resamples, the classifier's split) is seeded by the caller, so the same windows
+always give the same result.
 """
 
 from __future__ import annotations
