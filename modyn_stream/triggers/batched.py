@@ -89,6 +89,15 @@ def with_trigger(decision):
     return decision
 
 
+def next_point(data, pid: str, config, index, state: PolicyState, last_trigger: int | None, needs_model=True):
+    """The point of the next decision; None: not due yet; WAITING: due, but (`needs_model`) the model of the last
+    trigger is not stored yet (before the first decision there is none to wait for)."""
+    point = index.nth_after(state.point, config.trigger.evaluation_interval_data_points)
+    if point is not None and needs_model and state.triggered_once and data.model(pid, config, last_trigger) is None:
+        return WAITING
+    return point
+
+
 def warmup_count(policy) -> int:
     """Modyn's rule: without a warmup policy there is no warmup."""
     return (policy.warmup_intervals or 0) if policy.warmup_policy is not None else 0

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.schema.cost import AvoidableMisclassificationCostTrigger
-from modyn_stream.triggers.batched import WAITING, Decision, Outcome, PolicyState, in_warmup, warmup_decides
+from modyn_stream.triggers.batched import WAITING, Decision, Outcome, PolicyState, in_warmup, next_point, warmup_decides
 from modyn_stream.triggers.forecast import COST_ALPHA, ridge_line
-from modyn_stream.triggers.performance import avoidable, remember_fresh, score_interval
+from modyn_stream.triggers.performance import avoidable, scored
 
 
 def conversion_factor(policy) -> float:
@@ -34,11 +34,9 @@ class CostJudge:
     def evaluate(self, pid: str, config: PipelineConfig, index, state: PolicyState, last_trigger: int | None):
         """The decision at the next evaluation point; None: no point yet; WAITING: its model is not stored yet."""
         policy = config.trigger
-        point = index.nth_after(state.point, policy.evaluation_interval_data_points)
-        if point is None:
-            return None
-        if state.triggered_once and self.data.model(pid, config, last_trigger) is None:
-            return WAITING
+        point = next_point(self.data, pid, config, index, state, last_trigger)
+        if point is None or point is WAITING:
+            return point
         after = state.advanced(point)
         rows = index.window(point, after=state.point)
         times = rows["t"].to_numpy() / 1000  # seconds, Modyn's unit
@@ -48,10 +46,7 @@ class CostJudge:
         if isinstance(policy, AvoidableMisclassificationCostTrigger):
             new = 0.0
             if state.triggered_once:
-                scores, samples, wrong = score_interval(
-                    self.data, pid, config, policy.evaluation, index, state.point, point, last_trigger
-                )
-                remember_fresh(policy, state, after, scores, samples)
+                _, samples, wrong = scored(self.data, pid, config, index, state, after, point, last_trigger)
                 new = avoidable(policy, wrong, samples, state.expected, policy.forecasting_method)
             latency += waiting * duration + new * duration / 2
         else:

@@ -23,7 +23,16 @@ from modyn_stream.pipeline.schema.performance import (
     full_name,
 )
 from modyn_stream.selection.manifest import numeric
-from modyn_stream.triggers.batched import WAITING, Decision, Outcome, PolicyState, in_warmup, summary, warmup_decides
+from modyn_stream.triggers.batched import (
+    WAITING,
+    Decision,
+    Outcome,
+    PolicyState,
+    in_warmup,
+    next_point,
+    summary,
+    warmup_decides,
+)
 from modyn_stream.triggers.criteria import decide
 from modyn_stream.triggers.forecast import forecast
 
@@ -52,11 +61,17 @@ def score_interval(data, pid, config, evaluation, index, previous, point, model_
     return scores, rows.num_rows, int((logits.argmax(dim=1) != labels).sum())
 
 
-def remember_fresh(policy, state: PolicyState, after: PolicyState, scores: dict, samples: int) -> None:
-    """The first accuracy of a new model is what a retrained model achieves: kept for the expected accuracy."""
+def scored(data, pid, config, index, state: PolicyState, after: PolicyState, point, model_index):
+    """`score_interval` of the interval since the last decision; the first accuracy of a new model (what a
+    retrained model achieves) is kept in `after` for the expected accuracy."""
+    policy = config.trigger
+    scores, samples, wrong = score_interval(
+        data, pid, config, policy.evaluation, index, state.point, point, model_index
+    )
     if state.fresh and samples:
         after.expected = [*after.expected, scores["Accuracy"]][-policy.performance_triggers_window_size :]
     after.fresh = False
+    return scores, samples, wrong
 
 
 class PerformanceJudge:
@@ -68,18 +83,13 @@ class PerformanceJudge:
     def evaluate(self, pid: str, config: PipelineConfig, index, state: PolicyState, last_trigger: int | None):
         """The decision at the next evaluation point; None: no point yet; WAITING: its model is not stored yet."""
         policy: PerformanceTrigger = config.trigger
-        point = index.nth_after(state.point, policy.evaluation_interval_data_points)
-        if point is None:
-            return None
-        if state.triggered_once and self.data.model(pid, config, last_trigger) is None:
-            return WAITING
+        point = next_point(self.data, pid, config, index, state, last_trigger)
+        if point is None or point is WAITING:
+            return point
         after = state.advanced(point)
         scores, samples, wrong = {}, 0, 0
         if state.triggered_once:
-            scores, samples, wrong = score_interval(
-                self.data, pid, config, policy.evaluation, index, state.point, point, last_trigger
-            )
-            remember_fresh(policy, state, after, scores, samples)
+            scores, samples, wrong = scored(self.data, pid, config, index, state, after, point, last_trigger)
         outcomes = {}
         if in_warmup(policy, state):
             fired = warmup_decides(policy, index, state, after, point)

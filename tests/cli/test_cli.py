@@ -39,7 +39,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, content, message):
 def test_schemas_lists_every_event_type_with_its_fingerprint():
     result = cli("schemas")
     assert result.returncode == 0
-    assert len(result.stdout.strip().splitlines()) == 8 and "modyn_stream.events.SampleEvent" in result.stdout
+    assert len(result.stdout.strip().splitlines()) == 9 and "modyn_stream.events.SampleEvent" in result.stdout
 
 
 @pytest.mark.parametrize("command", [["demo"], ["kafka", "check"]])

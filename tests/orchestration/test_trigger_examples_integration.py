@@ -12,14 +12,20 @@ from tests.orchestration.test_run_integration import EXAMPLES, rows, run_example
 pytestmark = pytest.mark.integration
 
 
-def test_the_drift_example_retrains_at_each_phase_change_however_the_stream_is_partitioned(kafka_settings, tmp_path):
-    config = yaml.safe_load((EXAMPLES / "digits_drift_trigger.yaml").read_text())
+def run_partitioned(kafka_settings, tmp_path, example: str, layouts: tuple[int, ...]) -> tuple[dict, list]:
+    """The example's config, and its report directories when replayed over each number of partitions."""
+    config = yaml.safe_load((EXAMPLES / f"{example}.yaml").read_text())
     reports = []
-    for partitions in (4, 2):
+    for partitions in layouts:
         config["replay"]["partitions"] = partitions
-        path = tmp_path / f"drift-{partitions}.yaml"
+        path = tmp_path / f"{example}-{partitions}.yaml"
         path.write_text(yaml.safe_dump(config))
-        reports.append(run_example(kafka_settings, tmp_path / str(partitions), path, "digits-drift-trigger"))
+        reports.append(run_example(kafka_settings, tmp_path / str(partitions), path, config["pipeline"]["name"]))
+    return config, reports
+
+
+def test_the_drift_example_retrains_at_each_phase_change_however_the_stream_is_partitioned(kafka_settings, tmp_path):
+    config, reports = run_partitioned(kafka_settings, tmp_path, "digits_drift_trigger", (4, 2))
     columns = ("trigger", "boundary", "new_samples", "training_set", "reason")
     triggers = [rows(report / "triggers.csv", *columns) for report in reports]
     assert triggers[0] == triggers[1], "the same decisions on 4 and on 2 partitions"
@@ -67,13 +73,7 @@ def test_the_performance_example_retrains_once_the_accuracy_of_a_new_phase_shows
 def test_the_cost_example_weighs_waiting_misclassifications_against_a_fixed_cost_alike_on_any_layout(
     kafka_settings, tmp_path
 ):
-    config = yaml.safe_load((EXAMPLES / "tabular_cost_trigger.yaml").read_text())
-    reports = []
-    for partitions in (4, 1):
-        config["replay"]["partitions"] = partitions
-        path = tmp_path / f"cost-{partitions}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        reports.append(run_example(kafka_settings, tmp_path / str(partitions), path, "tabular-cost-trigger"))
+    reports = run_partitioned(kafka_settings, tmp_path, "tabular_cost_trigger", (4, 1))[1]
     decisions = [rows(r / "decisions.csv", "evaluation", "phase", "fired", "value", "threshold") for r in reports]
     assert decisions[0] == decisions[1], "a fixed cost model: the same decisions on 4 partitions and on 1"
     detections = [d for d in decisions[0] if d[1] == "detection"]

@@ -4,8 +4,8 @@ linear cost model and a measured one, and avoidable misclassifications waiting."
 import numpy as np
 import pytest
 
-from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
 from modyn_stream.triggers.cost import CostJudge
+from tests.triggers.decisions import decide_all
 from tests.triggers.drift.test_trigger import Index, config_with
 from tests.triggers.test_performance import EVALUATION, NEVER, Models
 
@@ -22,16 +22,7 @@ class Costs(Models):
 
 
 def run(config, data, n: int = 1200):
-    judge, index, state, decisions, last = CostJudge(data), Index(n), PolicyState(), [], None
-    while (decision := with_trigger(judge.evaluate("p", config, index, state, last))) is not None:
-        if decision is WAITING:
-            return decisions, WAITING
-        decisions.append(decision)
-        state = decision.state
-        if decision.fired:
-            data.points.append(decision.point.event_time)
-            last = len(data.points) - 1
-    return decisions, None
+    return decide_all(CostJudge(data), config, Index(n), lambda d: data.points.append(d.point.event_time))
 
 
 def latency_reference(times_ms: list[int], every: int, factor: float, cost_of) -> list[int]:

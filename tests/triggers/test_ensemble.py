@@ -6,10 +6,11 @@ import yaml
 
 from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
-from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
+from modyn_stream.triggers.batched import WAITING
 from modyn_stream.triggers.drift.trigger import DriftDetector
 from modyn_stream.triggers.ensemble import EnsembleJudge
 from tests.pipeline.test_config import EXAMPLES
+from tests.triggers.decisions import decide_all
 from tests.triggers.drift.test_trigger import SHIFT, Index, Vectors, config_with
 
 DRIFT = {"id": "DataDriftTrigger", "evaluation_interval_data_points": 100, "features": "raw",
@@ -30,16 +31,7 @@ def ensemble(strategy: dict) -> dict:
 
 def run(config, trust=NOBODY, models=(0, 1, 2, 3, 4, 5)):
     vectors = Vectors(VALUES, models=models)
-    judge = EnsembleJudge(lambda policy: DriftDetector(vectors), trust)
-    index, state, decisions, last = Index(len(VALUES)), PolicyState(), [], None
-    while (decision := with_trigger(judge.evaluate("p", config, index, state, last))) is not None:
-        if decision is WAITING:
-            return decisions, WAITING
-        decisions.append(decision)
-        state = decision.state
-        if decision.fired:
-            last = 0 if last is None else last + 1
-    return decisions, None
+    return decide_all(EnsembleJudge(lambda policy: DriftDetector(vectors), trust), config, Index(len(VALUES)))
 
 
 @pytest.mark.parametrize("strategy", [{"id": "AtLeastN", "n": 2}, {"id": "MajorityVote"}])

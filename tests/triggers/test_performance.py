@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
+from modyn_stream.triggers.batched import WAITING
 from modyn_stream.triggers.forecast import forecast
 from modyn_stream.triggers.performance import PerformanceJudge
+from tests.triggers.decisions import decide_all
 from tests.triggers.drift.test_trigger import Index, config_with
 
 SHIFT = 600  # samples 1..600 are of the old kind, the others of a new one
@@ -42,17 +43,7 @@ def performance(criteria: dict, **fields) -> dict:
 
 
 def run(config, models: Models, n: int = 1200):
-    judge, index, state, decisions = PerformanceJudge(models), Index(n), PolicyState(), []
-    last = None
-    while (decision := with_trigger(judge.evaluate("p", config, index, state, last))) is not None:
-        if decision is WAITING:
-            return decisions, WAITING
-        decisions.append(decision)
-        state = decision.state
-        if decision.fired:
-            models.points.append(decision.point.event_time)
-            last = len(models.points) - 1
-    return decisions, None
+    return decide_all(PerformanceJudge(models), config, Index(n), lambda d: models.points.append(d.point.event_time))
 
 
 def fired_at(decisions):

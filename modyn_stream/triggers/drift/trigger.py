@@ -27,6 +27,7 @@ from modyn_stream.triggers.batched import (
     Outcome,
     PolicyState,
     in_warmup,
+    next_point,
     seed_of,
     summary,
     voted,
@@ -48,13 +49,12 @@ class DriftDetector:
     def evaluate(self, pid: str, config: PipelineConfig, index, state: PolicyState, last_trigger: int | None):
         """The decision at the next evaluation point; None: no point yet; WAITING: its model is not stored yet."""
         policy: DataDriftTrigger = config.trigger
-        point = index.nth_after(state.point, policy.evaluation_interval_data_points)
-        if point is None:
-            return None
+        embeddings = policy.features == "embeddings"
+        point = next_point(self.data, pid, config, index, state, last_trigger, needs_model=embeddings)
+        if point is None or point is WAITING:
+            return point
         after = state.advanced(point)
-        model_index = last_trigger if policy.features == "embeddings" else None
-        if state.triggered_once and model_index is not None and self.data.model(pid, config, model_index) is None:
-            return WAITING
+        model_index = last_trigger if embeddings else None
         if in_warmup(policy, state):
             return self._warmup(pid, config, index, state, after, point, model_index)
         reference, current = self._windows(policy, index, state.reset, point)

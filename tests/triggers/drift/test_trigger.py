@@ -8,10 +8,11 @@ import pyarrow as pa
 import yaml
 
 from modyn_stream.pipeline.loading import validate_data
-from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
+from modyn_stream.triggers.batched import WAITING, PolicyState
 from modyn_stream.triggers.drift.trigger import DriftDetector
 from modyn_stream.triggers.policies import Boundary
 from tests.pipeline.test_config import EXAMPLES
+from tests.triggers.decisions import decide_all
 
 
 class Index:
@@ -62,16 +63,10 @@ def config_with(trigger: dict):
     return config
 
 
-def run(detector, config, index, until_waiting=False):
-    state, decisions, last_trigger = PolicyState(), [], None
-    while (decision := with_trigger(detector.evaluate("p", config, index, state, last_trigger))) is not None:
-        if decision is WAITING:
-            return decisions, state, WAITING
-        decisions.append(decision)
-        state = decision.state
-        if decision.fired:
-            last_trigger = 0 if last_trigger is None else last_trigger + 1
-    return decisions, state, None
+def run(detector, config, index):
+    """(decisions, the last state, WAITING or None)."""
+    decisions, waiting = decide_all(detector, config, index)
+    return decisions, decisions[-1].state if decisions else PolicyState(), waiting
 
 
 def modyn_amount_windows(values, interval, amount_ref, amount_cur, threshold):
