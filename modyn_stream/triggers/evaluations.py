@@ -31,7 +31,6 @@ class BatchedEvaluations:
         self.topic = TopicNames(settings.namespace).trigger_evaluations
         self.states: dict = {}  # pipeline -> PolicyState after its last committed decision
         self.waiting: set[str] = set()  # pipelines whose next decision waits for a model version
-        self.evaluations = 0
         self._pending: dict[str, dict] = {}  # the record of each pipeline's decision being committed
         self._judges: dict[type, object] = {}  # per policy: the object deciding it
         self._fetchers = None
@@ -91,8 +90,7 @@ class BatchedEvaluations:
     def committed(self, pid: str, decision) -> None:
         self._project([self._pending.pop(pid)])
         self.states[pid] = decision.state
-        self.evaluations += 1
-        log.info("drift %s @%s: %s%s", pid, decision.point, decision.reason, " (fired)" if decision.fired else "")
+        log.info("decision %s @%s: %s%s", pid, decision.point, decision.reason, " (fired)" if decision.fired else "")
 
     def _project(self, records: list[dict]) -> None:
         """Their ClickHouse `trigger_evaluations` rows (keyed by pipeline and index: a repeat replaces one)."""
@@ -111,7 +109,7 @@ class BatchedEvaluations:
             "current_samples",
             "evaluated_at",
         )
-        rows = {name: [r[name] for r in records] for name in columns}  # fmt: skip
+        rows = {name: [r[name] for r in records] for name in columns}
         for column, name in (("metric", "metric"), ("value", "value"), ("metric_fired", "fired"),
                              ("threshold", "threshold")):  # fmt: skip
             rows[column] = [[result[name] for result in r["results"]] for r in records]

@@ -8,9 +8,13 @@ its boundary and the ingest snapshot it saw, then continues from there. The Clic
 `triggers` rows are a projection written after each commit and repaired from the topic on start
 (same rows, deduplicated by token), so a crash at any point neither skips nor repeats a trigger.
 
+Batched triggers (drift, performance, cost, and ensembles over them) decide at evaluation points; each
+decision commits with the policy's state on `{ns}.trigger-evaluations` (see evaluations.py).
+
 A firing is a deterministic function of the samples below the watermark and the previous
-trigger: evaluations see only samples whose offsets precede the progress records the watermark
-came from, and event times strictly below it (see `sample_index.py`).
+trigger (and, for batched triggers, of the model versions their decisions wait for): evaluations see
+only samples whose offsets precede the progress records the watermark came from, and event times strictly
+below it (see `sample_index.py`).
 """
 
 from __future__ import annotations
