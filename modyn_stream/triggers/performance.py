@@ -47,31 +47,23 @@ def avoidable(criterion, wrong: int, samples: int, expected_memory: list[float],
     return count if count >= 0 or criterion.allow_reduction else 0.0
 
 
-def score_interval(data, pid, config, evaluation, index, previous, point, model_index):
+def scored(data, pid, config, index, state: PolicyState, after: PolicyState, point, model_index):
     """(scores by Modyn's metric names, labelled samples, misclassified ones) of the model of trigger `model_index`
-    on the interval (previous, point]."""
-    dataset = evaluation.dataset
-    rows = index.window(point, after=previous, labelled=True)
+    on the interval since the last decision; the first accuracy of a new model (what a retrained model achieves)
+    is kept in `after` for the expected accuracy."""
+    policy = config.trigger
+    dataset = policy.evaluation.dataset
+    rows = index.window(point, after=state.point, labelled=True)
+    after.fresh = False
     if rows.num_rows == 0:
         return {}, 0, 0
     decoding = dataset if dataset.decoder is not None else config.data  # its own decoder, else the pipeline's
-    logits = data.outputs(pid, config, rows, model_index, decoding, evaluation.device).float()
+    logits = data.outputs(pid, config, rows, model_index, decoding, policy.evaluation.device).float()
     labels = torch.from_numpy(numeric(rows["label"]))
     scores = {full_name(metric): compute(metric, logits, labels) for metric in dataset.metrics}
-    return scores, rows.num_rows, int((logits.argmax(dim=1) != labels).sum())
-
-
-def scored(data, pid, config, index, state: PolicyState, after: PolicyState, point, model_index):
-    """`score_interval` of the interval since the last decision; the first accuracy of a new model (what a
-    retrained model achieves) is kept in `after` for the expected accuracy."""
-    policy = config.trigger
-    scores, samples, wrong = score_interval(
-        data, pid, config, policy.evaluation, index, state.point, point, model_index
-    )
-    if state.fresh and samples:
+    if state.fresh:
         after.expected = [*after.expected, scores["Accuracy"]][-policy.performance_triggers_window_size :]
-    after.fresh = False
-    return scores, samples, wrong
+    return scores, rows.num_rows, int((logits.argmax(dim=1) != labels).sum())
 
 
 class PerformanceJudge:

@@ -88,16 +88,15 @@ class ClickHouseSampleIndex:
             where += " AND label IS NOT NULL"
         sql = (
             "SELECT kafka_partition, kafka_offset, key, ifNull(label, 0) AS label, toUnixTimestamp64Milli(event_time) "
-            f"AS t FROM samples WHERE {where} ORDER BY event_time DESC, key DESC"
+            f"AS t FROM samples WHERE {where}"
         )
-        if last is not None:
-            sql += " LIMIT {limit:UInt64}"
-        with self.store.arrow_batches(sql, {**self._params, **params}) as stream:
+        if last is not None:  # the last ones: the first of the reverse order, then put back in order
+            sql = f"SELECT * FROM ({sql} ORDER BY event_time DESC, key DESC LIMIT {{limit:UInt64}})"
+        with self.store.arrow_batches(f"{sql} ORDER BY t, key", {**self._params, **params}) as stream:
             batches = [batch for batch in stream if batch.num_rows]
         if not batches:
             return pa.table({"kafka_partition": [], "kafka_offset": [], "key": [], "label": [], "t": []})
-        table = pa.Table.from_batches(batches)
-        return table.take(pa.array(range(table.num_rows - 1, -1, -1)))
+        return pa.Table.from_batches(batches)
 
     def late_count(self, last: Boundary, previous_snapshot: dict[int, int]) -> int:
         """Samples sorting at or before `last` that the previous trigger could not see (ingested after it)."""

@@ -167,18 +167,17 @@ class TriggerService:
         late = index.late_count(previous.boundary, previous.snapshot) if previous.next_index else 0
         fired = 0
         if is_batched(config.trigger):
-            while (decision := self.batched.next(pid, config, index, previous.next_index - 1)) is not None:
+            while (decision := self.batched.next(pid, config, index, self.states[pid].next_index - 1)) is not None:
                 state = self.states[pid]
                 if not decision.fired:
                     record = self.batched.record(pid, decision, None)
                     produce_in_transaction(self.producer, [record], f"trigger service: evaluation of {pid}")
-                    self.batched.committed(pid, decision)
-                    continue
-                count = index.count_between(state.boundary, decision.point) + late
-                extra = [self.batched.record(pid, decision, state.next_index)]
-                self._emit(pid, dataset, Firing(decision.point, decision.reason), count, watermark, snapshot, extra)
+                else:
+                    count = index.count_between(state.boundary, decision.point) + late
+                    extra = [self.batched.record(pid, decision, state.next_index)]
+                    self._emit(pid, dataset, Firing(decision.point, decision.reason), count, watermark, snapshot, extra)
+                    fired, late = fired + 1, 0
                 self.batched.committed(pid, decision)
-                fired, late, previous = fired + 1, 0, self.states[pid]
         else:
             while (firing := next_firing(config.trigger, index, self.states[pid].boundary, late)) is not None:
                 count = index.count_between(self.states[pid].boundary, firing.boundary) + late

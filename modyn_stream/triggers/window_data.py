@@ -1,9 +1,7 @@
 """A batched trigger's window of samples as tensors: decoded inputs, the embeddings or the outputs of a model version.
 
 Samples are read from Kafka by offset, as the trainer reads them, and decoded by the pipeline's decoder and
-transformations (or an evaluation dataset's own). A drift reference window's vectors are kept until the
-reference or the model changes (Modyn computes them again at every evaluation), so each decision embeds only
-the current window.
+transformations (or an evaluation dataset's own).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ class WindowData:
     def __init__(self, store: MetadataStore, fetchers: PayloadFetchers, trust: CodeTrust) -> None:
         self.store, self.fetchers, self.trust = store, fetchers, trust
         self._models: dict[tuple[str, int], torch.nn.Module] = {}
-        self._kept: dict[str, tuple[tuple, np.ndarray]] = {}  # per pipeline: (what it is, vectors)
 
     def model(self, pid: str, config: PipelineConfig, trigger_index: int) -> torch.nn.Module | None:
         """The model version trained for `trigger_index`, or None while it is not stored yet."""
@@ -45,18 +42,13 @@ class WindowData:
             self._models = {(pid, trigger_index): model.eval()}  # the latest only
         return self._models[(pid, trigger_index)]
 
-    def vectors(self, pid: str, config: PipelineConfig, rows: pa.Table, model_index: int | None, key=None):
-        """The vectors of the window `rows` (see `ClickHouseSampleIndex.window`): inputs flattened, or a model's
-        embeddings; a `key` names the window so that asking again for the same one (and model) reuses them."""
-        if key is not None and (kept := self._kept.get(pid)) and kept[0] == (key, model_index):
-            return kept[1]
+    def vectors(self, pid: str, config: PipelineConfig, rows: pa.Table, model_index: int | None) -> np.ndarray:
+        """The vectors of the window `rows` (see `ClickHouseSampleIndex.window`): inputs flattened, or the
+        embeddings of the model of trigger `model_index`."""
         model = None if model_index is None else self.model(pid, config, model_index).to(config.training.device)
         embed = None if model is None else (lambda batch: forward_with_embeddings(model, batch)[1])
         parts = self._batches(config, config.data, rows, embed, config.training.device)
-        vectors = np.concatenate(parts) if parts else np.zeros((0, 1))
-        if key is not None:
-            self._kept[pid] = ((key, model_index), vectors)
-        return vectors
+        return np.concatenate(parts) if parts else np.zeros((0, 1))
 
     def outputs(self, pid: str, config: PipelineConfig, rows: pa.Table, model_index: int, data, device: str):
         """The outputs of the model of trigger `model_index` (on `device`) for the window `rows`, decoded as `data`

@@ -44,7 +44,7 @@ class DriftDetector:
 
     def __init__(self, data) -> None:
         self.data = data  # a WindowData: the vectors of a window, the stored model versions
-        self._reference: dict[str, tuple] = {}  # per pipeline: (reference, model) -> each metric's cache
+        self._kept: dict[str, tuple] = {}  # per pipeline: ((reference end, model), its vectors, metric caches)
 
     def evaluate(self, pid: str, config: PipelineConfig, index, state: PolicyState, last_trigger: int | None):
         """The decision at the next evaluation point; None: no point yet; WAITING: its model is not stored yet."""
@@ -57,13 +57,8 @@ class DriftDetector:
         model_index = last_trigger if embeddings else None
         if in_warmup(policy, state):
             return self._warmup(pid, config, index, state, after, point, model_index)
-        reference, current = self._windows(policy, index, state.reset, point)
-        ref = self.data.vectors(pid, config, reference, model_index, key=("reference", state.reset))
-        cur = self.data.vectors(pid, config, current, model_index)
-        key = (state.reset, model_index)
-        if self._reference.get(pid, (None,))[0] != key:
-            self._reference[pid] = (key, {})  # what the metrics keep of the reference until it changes
-        caches = self._reference[pid][1]
+        ref, caches = self._reference(pid, config, index, state.reset, model_index)
+        cur = self.data.vectors(pid, config, self._current(policy, index, state.reset, point), model_index)
         outcomes = {}
         for name, metric in sorted(policy.metrics.items()):
             result = measure(metric, ref, cur, seed_of(config, name, point), caches.setdefault(name, {}))
@@ -99,7 +94,7 @@ class DriftDetector:
         if not calibrating or (policy.features == "embeddings" and model_index is None):
             return  # nothing calibrates, or a warmup of one interval: no model to compare with yet
         for reset in after.warmup_refs:
-            reference, current = self._windows(policy, index, reset, point)
+            reference, current = self._reference_rows(policy, index, reset), self._current(policy, index, reset, point)
             if not reference.num_rows or not current.num_rows:
                 continue
             ref = self.data.vectors(pid, config, reference, model_index)
@@ -108,17 +103,34 @@ class DriftDetector:
                 result = measure(metric, ref, cur, seed_of(config, name, reset))
                 after.seen[name] = decide(metric.decision_criterion, result.distance, after.seen.get(name, []))[2]
 
-    def _windows(self, policy: DataDriftTrigger, index, reset: Boundary, point: Boundary):
-        """(reference, current) sample tables, at most `sample_size` each (a seeded draw, in order)."""
+    def _reference(self, pid: str, config, index, reset: Boundary, model_index):
+        """The vectors of the reference window ending at `reset`, and each metric's cache of what depends on them
+        alone: read, embedded and computed once per reference and model (Modyn does it at every decision)."""
+        key = (reset, model_index)
+        kept = self._kept.get(pid)
+        if kept is None or kept[0] != key:
+            rows = self._reference_rows(config.trigger, index, reset)
+            kept = self._kept[pid] = (key, self.data.vectors(pid, config, rows, model_index), {})
+        return kept[1], kept[2]
+
+    def _reference_rows(self, policy: DataDriftTrigger, index, reset: Boundary):
+        """The reference window ending at `reset`: at most `sample_size` (a seeded draw, in order)."""
+        windows = policy.windowing_strategy
+        if isinstance(windows, AmountWindowingStrategy):
+            rows = index.window(reset, last=windows.amount_ref)
+        else:
+            rows = index.window(reset, since=reset.event_time - parse_duration(windows.limit_ref))
+        return _sampled(rows, policy.sample_size, reset)
+
+    def _current(self, policy: DataDriftTrigger, index, reset: Boundary, point: Boundary):
+        """The current window at `point` (after `reset` unless `allow_overlap`), at most `sample_size`."""
         windows = policy.windowing_strategy
         after = None if windows.allow_overlap else reset
         if isinstance(windows, AmountWindowingStrategy):
-            reference = index.window(reset, last=windows.amount_ref)
-            current = index.window(point, after=after, last=windows.amount_cur)
+            rows = index.window(point, after=after, last=windows.amount_cur)
         else:
-            reference = index.window(reset, since=reset.event_time - parse_duration(windows.limit_ref))
-            current = index.window(point, after=after, since=point.event_time - parse_duration(windows.limit_cur))
-        return _sampled(reference, policy.sample_size, reset), _sampled(current, policy.sample_size, point)
+            rows = index.window(point, after=after, since=point.event_time - parse_duration(windows.limit_cur))
+        return _sampled(rows, policy.sample_size, point)
 
 
 def _sampled(rows, size: int | None, point: Boundary):

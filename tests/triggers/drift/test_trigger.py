@@ -9,6 +9,8 @@ import yaml
 
 from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.triggers.batched import WAITING, PolicyState
+from modyn_stream.triggers.drift import trigger
+from modyn_stream.triggers.drift.metrics import measure
 from modyn_stream.triggers.drift.trigger import DriftDetector
 from modyn_stream.triggers.policies import Boundary
 from tests.pipeline.test_config import EXAMPLES
@@ -41,18 +43,22 @@ class Index:
 
 
 class Vectors:
-    """Sample i's vector is values[i - 1]; records which windows each decision compared."""
+    """Sample i's vector is values[i - 1]; remembers which samples each array it made holds."""
 
     def __init__(self, values, models=(0, 1, 2, 3, 4, 5, 6, 7, 8)) -> None:
-        self.values, self.models, self.compared = values, set(models), []
+        self.values, self.models, self.made = values, set(models), []
 
     def model(self, pid, config, index):
         return object() if index in self.models else None
 
-    def vectors(self, pid, config, rows, model_index, key=None):
+    def vectors(self, pid, config, rows, model_index):
         keys = rows["key"].to_pylist()
-        self.compared.append(keys)
-        return np.array([[self.values[int(k[1:]) - 1]] for k in keys], dtype=np.float64)
+        array = np.array([[self.values[int(k[1:]) - 1]] for k in keys], dtype=np.float64)
+        self.made.append((array, keys))
+        return array
+
+    def keys(self, array) -> list[str]:
+        return next(keys for made, keys in self.made if made is array)
 
 
 def config_with(trigger: dict):
@@ -102,18 +108,23 @@ DRIFT = {"id": "DataDriftTrigger", "evaluation_interval_data_points": 2, "featur
          "metrics": {"shift": SHIFT}}  # fmt: skip
 
 
-def test_windows_are_modyn_s_and_the_distance_decides():
+def test_windows_are_modyn_s_and_the_distance_decides(monkeypatch):
     values = [0.0] * 6 + [10.0] * 8 + [30.0] * 6  # shifts at samples 7 and 15
-    vectors = Vectors(values)
+    vectors, compared = Vectors(values), []
+
+    def measured(metric, ref, cur, seed, cache=None):
+        compared.append((vectors.keys(ref), vectors.keys(cur)))
+        return measure(metric, ref, cur, seed, cache)
+
+    monkeypatch.setattr(trigger, "measure", measured)
     decisions, state, _ = run(DriftDetector(vectors), config_with(DRIFT), Index(20))
     fired = [d.point.event_time for d in decisions if d.fired]
     expected, windows = modyn_amount_windows(values, 2, 4, 3, threshold=6.0)
     assert [d.point.event_time for d in decisions] == list(range(2, 21, 2))
     assert fired == expected == [2, 8, 16, 18]
     assert decisions[0].phase == "first" and all(d.phase == "detection" for d in decisions[1:])
-    assert [tuple(vectors.compared[i : i + 2]) for i in range(0, len(vectors.compared), 2)] == [
-        tuple(pair) for pair in windows
-    ]
+    assert compared == [tuple(pair) for pair in windows]
+    assert len(vectors.made) == len(compared) + len(fired), "each reference read and embedded once"
     assert "shift 6.66667 vs 6 fired" in decisions[3].reason
     assert state.reset == Boundary(18, "k018") and state.evaluations == 10
 
