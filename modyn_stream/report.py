@@ -91,19 +91,19 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
 
 
 DECISION_COLUMNS = ["evaluation", "boundary", "phase", "fired", "trigger", "model", "metric", "value", "threshold",
-                    "metric_fired"]  # fmt: skip
+                    "metric_fired", "unreadable_samples"]  # fmt: skip
 
 
 def _policy_decisions(store: MetadataStore, pid: str) -> list[tuple]:
     """One row per decision of a batched trigger and metric or criterion (none: one row without)."""
     rows = store.query(
         "SELECT evaluation_index, toUnixTimestamp64Milli(boundary_event_time), phase, fired, trigger_index, "
-        "model_trigger_index, m.1, m.2, m.3, m.4 FROM trigger_evaluations FINAL "
+        "model_trigger_index, m.1, m.2, m.3, m.4, length(skipped_keys) FROM trigger_evaluations FINAL "
         "LEFT ARRAY JOIN arrayZip(metric, value, threshold, metric_fired) AS m WHERE pipeline_id = {p:String} "
         "ORDER BY evaluation_index, m.1",
         {"p": pid},
     )
-    return [row if row[6] else (*row[:6], None, None, None, None) for row in rows]
+    return [row if row[6] else (*row[:6], None, None, None, None, row[10]) for row in rows]
 
 
 def active_series(values: dict[tuple[int, int], float], boundaries: dict[int, int]) -> list[tuple[int, int, float]]:

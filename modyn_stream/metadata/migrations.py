@@ -241,4 +241,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        6,
+        "failed trainings (a batched trigger's decision then uses the last model trained) and the samples a "
+        "decision could not read",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS training_failures (
+                pipeline_id String,
+                trigger_index UInt32,
+                reason String,
+                failed_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (pipeline_id, trigger_index)
+            """,
+            "ALTER TABLE trigger_evaluations ADD COLUMN IF NOT EXISTS skipped_keys Array(String)",
+        ),
+    ),
 )

@@ -265,6 +265,7 @@ def run_pipeline(
                     break
         else:
             progress.notes.append("interrupted: run again to resume")
+        progress.notes += services.trigger.batched.failed.values()
         while not stop() and config.evaluation:
             progress.phase = "evaluating (after pipeline)"
             update(progress)

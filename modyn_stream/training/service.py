@@ -85,12 +85,19 @@ class TrainerService(TransactionalStage):
         try:
             out = self.train_version(config, event)
         except (TrainingError, ArtifactError, UntrustedCodeError) as exc:
+            self._record_failure(pid, index, str(exc))
             return self.dead_letter(msg, f"training set {pid}#{index}: {exc}")
         self.last_event = out
         model = OutgoingRecord(self.names.models, self.codec.encode("ModelVersionEvent", out), key=pid)
         if self.left_out is None:
             return model
         return [self.dead_letter(msg, f"training set {pid}#{index}: {self.left_out}"), model]
+
+    def _record_failure(self, pid: str, index: int, reason: str) -> None:
+        """The `training_failures` row (keyed, so a retry after a crash leaves one): a batched trigger waiting for
+        this model then decides with the last one trained instead of waiting forever."""
+        self.store.insert("training_failures", {"pipeline_id": [pid], "trigger_index": [index], "reason": [reason],
+                                                "failed_at": [int(time.time() * 1000)]})  # fmt: skip
 
     def train_version(self, config: PipelineConfig, event: dict) -> dict:
         """Train and store the trigger's model; return its ModelVersionEvent."""

@@ -80,6 +80,12 @@ class Decision:
     reference_samples: int = 0
     current_samples: int = 0
     results: dict[str, Outcome] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # keys of window samples the decoder could not read, left out
+
+
+def unreadable(rows, kept) -> tuple[str, ...]:
+    """The keys of the window `rows` that `kept` (from WindowData) leaves out."""
+    return tuple(key for key, ok in zip(rows["key"].to_pylist(), kept, strict=True) if not ok)
 
 
 def with_trigger(decision):

@@ -43,10 +43,11 @@ class CostJudge:
         start = state.point.event_time / 1000 if state.evaluations else times[0]
         duration = times[-1] - start
         waiting, latency = state.counters.get("waiting_regret", 0.0), state.counters.get("latency", 0.0)
+        skipped = ()
         if isinstance(policy, AvoidableMisclassificationCostTrigger):
             new = 0.0
             if state.triggered_once:
-                _, samples, wrong = scored(self.data, pid, config, index, state, after, point, last_trigger)
+                _, samples, wrong, skipped = scored(self.data, pid, config, index, state, after, point, last_trigger)
                 new = avoidable(policy, wrong, samples, state.expected, policy.forecasting_method)
             latency += waiting * duration + new * duration / 2
         else:
@@ -66,7 +67,8 @@ class CostJudge:
             reason = f"{policy.id}: regret {regret:.6g} vs training {cost:.6g} s ({model})"
             phase = "detection"
         model_index = last_trigger if state.triggered_once else None
-        return Decision(point, phase, fired, reason, after, model_index, current_samples=len(times), results=outcomes)
+        return Decision(point, phase, fired, reason, after, model_index, current_samples=len(times), results=outcomes,
+                        skipped=skipped)  # fmt: skip
 
     def _cost(self, pid: str, policy, last_trigger: int, samples: int) -> tuple[float, str]:
         """(forecast training seconds of a trigger on `samples`, which cost model gave it)."""

@@ -36,7 +36,7 @@ class EnsembleJudge:
             return None
         point = min(known)
         after = state.advanced(point)
-        outcomes = {}
+        outcomes, skipped = {}, ()
         for name, sub in sorted(policy.subtriggers.items()):
             if points[name] != point:
                 continue
@@ -49,6 +49,7 @@ class EnsembleJudge:
                 if decision is WAITING or decision is None:
                     return WAITING if decision is WAITING else None
                 after.subs[name], fired = decision.state, decision.fired
+                skipped += tuple(key for key in decision.skipped if key not in skipped)
             else:
                 after.subs[name], fired = PolicyState(point=point), True
             outcomes[name] = Outcome(1.0 if fired else 0.0, fired)
@@ -65,7 +66,7 @@ class EnsembleJudge:
                     after.subs.setdefault(name, PolicyState(point=state.reset)).triggered(point)
                 else:
                     after.subs[name] = PolicyState(point=point)
-        return Decision(point, "ensemble", fired, reason, after, last_trigger, results=outcomes)
+        return Decision(point, "ensemble", fired, reason, after, last_trigger, results=outcomes, skipped=skipped)
 
     def _next_point(self, sub, index, state: PolicyState, name: str):
         sub_state = state.subs.get(name, PolicyState(point=state.reset))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from modyn_stream.events import EventCodec, EventDecodeError
 from modyn_stream.kafka.config import KafkaSettings
@@ -20,7 +20,8 @@ from modyn_stream.kafka.producer import OutgoingRecord
 from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
-from modyn_stream.pipeline.trust import CodeTrust
+from modyn_stream.pipeline.trust import CodeTrust, UntrustedCodeError
+from modyn_stream.training.exceptions import TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class BatchedEvaluations:
         self.topic = TopicNames(settings.namespace).trigger_evaluations
         self.states: dict = {}  # pipeline -> PolicyState after its last committed decision
         self.waiting: set[str] = set()  # pipelines whose next decision waits for a model version
+        self.failed: dict[str, str] = {}  # pipelines whose decision raised (a model or decoder that does not fit)
         self._pending: dict[str, dict] = {}  # the record of each pipeline's decision being committed
         self._judges: dict[type, object] = {}  # per policy: the object deciding it
         self._fetchers = None
@@ -52,14 +54,27 @@ class BatchedEvaluations:
         self.states = {pid: PolicyState.from_json(record["state"]) for pid, record in last.items()}
 
     def next(self, pid: str, config: PipelineConfig, index, last_trigger: int):
-        """The pipeline's next decision, or None (no evaluation point yet, or waiting for a model version)."""
+        """The pipeline's next decision, or None (no evaluation point yet, waiting for a model version, or the
+        pipeline's decisions failed: see `failed`).
+
+        A decision uses the model of the last trigger whose training did not fail; with none (every training so
+        far failed), it is a first decision again, which fires."""
         from modyn_stream.triggers.batched import WAITING, PolicyState, with_trigger
 
-        decision = with_trigger(
-            self.judge(config.trigger).evaluate(
-                pid, config, index, self.states.get(pid, PolicyState()), last_trigger if last_trigger >= 0 else None
-            )
-        )
+        if pid in self.failed:
+            return None
+        judge = self.judge(config.trigger)
+        state = self.states.get(pid, PolicyState())
+        model_index = self._data.usable_model(pid, last_trigger if last_trigger >= 0 else None)
+        if model_index is None and last_trigger >= 0:
+            state = replace(state, triggered_once=False)
+        try:
+            decision = with_trigger(judge.evaluate(pid, config, index, state, model_index))
+        except (TrainingError, UntrustedCodeError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            self.failed[pid] = f"trigger {pid}: its decision after {state.point} failed, so it decides no more " \
+                               f"until the trigger service restarts: {exc}"  # fmt: skip
+            log.error("%s", self.failed[pid])
+            return None
         if decision is WAITING:
             if pid not in self.waiting:
                 log.info("trigger %s: the next decision waits for the model of trigger %d", pid, last_trigger)
@@ -82,6 +97,7 @@ class BatchedEvaluations:
             "reference_samples": decision.reference_samples,
             "current_samples": decision.current_samples,
             "results": [{"metric": name, **asdict(outcome)} for name, outcome in decision.results.items()],
+            "skipped_keys": list(decision.skipped),
             "state": decision.state.to_json(),
             "evaluated_at": int(time.time() * 1000),
         }
@@ -91,6 +107,9 @@ class BatchedEvaluations:
         self._project([self._pending.pop(pid)])
         self.states[pid] = decision.state
         log.info("decision %s @%s: %s%s", pid, decision.point, decision.reason, " (fired)" if decision.fired else "")
+        if decision.skipped:
+            log.warning("decision %s @%s: left out %d unreadable samples: %s", pid, decision.point,
+                        len(decision.skipped), ", ".join(decision.skipped[:10]))  # fmt: skip
 
     def _project(self, records: list[dict]) -> None:
         """Their ClickHouse `trigger_evaluations` rows (keyed by pipeline and index: a repeat replaces one)."""
@@ -107,6 +126,7 @@ class BatchedEvaluations:
             "model_trigger_index",
             "reference_samples",
             "current_samples",
+            "skipped_keys",
             "evaluated_at",
         )
         rows = {name: [r[name] for r in records] for name in columns}

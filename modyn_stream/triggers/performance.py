@@ -31,6 +31,7 @@ from modyn_stream.triggers.batched import (
     in_warmup,
     next_point,
     summary,
+    unreadable,
     warmup_decides,
 )
 from modyn_stream.triggers.criteria import decide
@@ -48,22 +49,25 @@ def avoidable(criterion, wrong: int, samples: int, expected_memory: list[float],
 
 
 def scored(data, pid, config, index, state: PolicyState, after: PolicyState, point, model_index):
-    """(scores by Modyn's metric names, labelled samples, misclassified ones) of the model of trigger `model_index`
-    on the interval since the last decision; the first accuracy of a new model (what a retrained model achieves)
-    is kept in `after` for the expected accuracy."""
+    """(scores by Modyn's metric names, labelled samples, misclassified ones, unreadable keys) of the model of
+    trigger `model_index` on the interval since the last decision; the first accuracy of a new model (what a
+    retrained model achieves) is kept in `after` for the expected accuracy."""
     policy = config.trigger
     dataset = policy.evaluation.dataset
     rows = index.window(point, after=state.point, labelled=True)
     after.fresh = False
     if rows.num_rows == 0:
-        return {}, 0, 0
+        return {}, 0, 0, ()
     decoding = dataset if dataset.decoder is not None else config.data  # its own decoder, else the pipeline's
-    logits = data.outputs(pid, config, rows, model_index, decoding, policy.evaluation.device).float()
-    labels = torch.from_numpy(numeric(rows["label"]))
+    logits, kept = data.outputs(pid, config, rows, model_index, decoding, policy.evaluation.device)
+    skipped = unreadable(rows, kept)
+    if not kept.any():
+        return {}, 0, 0, skipped
+    logits, labels = logits.float(), torch.from_numpy(numeric(rows["label"])[kept])
     scores = {full_name(metric): compute(metric, logits, labels) for metric in dataset.metrics}
     if state.fresh:
         after.expected = [*after.expected, scores["Accuracy"]][-policy.performance_triggers_window_size :]
-    return scores, rows.num_rows, int((logits.argmax(dim=1) != labels).sum())
+    return scores, len(labels), int((logits.argmax(dim=1) != labels).sum()), skipped
 
 
 class PerformanceJudge:
@@ -79,9 +83,9 @@ class PerformanceJudge:
         if point is None or point is WAITING:
             return point
         after = state.advanced(point)
-        scores, samples, wrong = {}, 0, 0
+        scores, samples, wrong, skipped = {}, 0, 0, ()
         if state.triggered_once:
-            scores, samples, wrong = scored(self.data, pid, config, index, state, after, point, last_trigger)
+            scores, samples, wrong, skipped = scored(self.data, pid, config, index, state, after, point, last_trigger)
         outcomes = {}
         if in_warmup(policy, state):
             fired = warmup_decides(policy, index, state, after, point)
@@ -99,7 +103,8 @@ class PerformanceJudge:
             fired = any(o.fired for o in outcomes.values())
             phase, reason = "detection", f"PerformanceTrigger: {summary(outcomes)}"
         model = last_trigger if state.triggered_once else None
-        return Decision(point, phase, fired, reason, after, model, current_samples=samples, results=outcomes)
+        return Decision(point, phase, fired, reason, after, model, current_samples=samples, results=outcomes,
+                        skipped=skipped)  # fmt: skip
 
     def _criterion(self, policy, criterion, name, scores, samples, wrong, state, after) -> Outcome:
         if isinstance(criterion, StaticNumberAvoidableMisclassificationCriterion):

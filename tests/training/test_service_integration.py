@@ -204,6 +204,9 @@ def test_a_missing_payload_offset_is_a_dead_letter_not_a_hung_trainer(kafka_sett
         assert service.dead_letters == 1 and service.trained == 0
     reason = dict(read_all(kafka_settings, names.dlq)[-1].headers())[HEADER_REASON].decode()
     assert reason.startswith(f"training set {pid}#7: ") and "dig[0]@0: holds key" in reason and "'x'" in reason
+    failures = store.query("SELECT trigger_index, reason FROM training_failures FINAL WHERE pipeline_id = {p:String}",
+                           {"p": pid})  # fmt: skip
+    assert [(index, f"training set {pid}#7: {why}") for index, why in failures] == [(7, reason)], "for the triggers"
 
 
 def test_labels_the_model_cannot_take_are_left_out_and_named_and_the_stages_go_on(kafka_settings, clickhouse_dsn,

@@ -30,7 +30,7 @@ class Models:
         labels = times % 2
         wrong = (times > SHIFT) & ~knows_new & ((times % 100) < 100 * self.wrong_share)
         predicted = np.where(wrong, 1 - labels, labels)
-        return torch.nn.functional.one_hot(torch.from_numpy(predicted), 2).double()
+        return torch.nn.functional.one_hot(torch.from_numpy(predicted), 2).double(), np.ones(len(times), bool)
 
 
 NEVER = {"id": "DataAmountTrigger", "num_samples": 10_000}  # a warmup policy that does not fire here

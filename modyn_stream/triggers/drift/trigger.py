@@ -3,7 +3,7 @@
 Evaluation points are every `evaluation_interval_data_points`-th sample in (event_time, key) order. At each:
 - the first always fires (there is no model to compare with yet);
 - while the warmup lasts, the warmup policy decides and the windows restart at every point; at its last
-  interval, criteria that calibrate see the distances of each warmup reference against the current window;
+  interval, criteria that calibrate see the distance of each warmup reference to that interval's current window;
 - after it, every metric compares the reference window (the samples up to the last trigger) with the current
   window (those after it, or up to the point with `allow_overlap`), its criterion decides, the vote fires.
 
@@ -30,6 +30,7 @@ from modyn_stream.triggers.batched import (
     next_point,
     seed_of,
     summary,
+    unreadable,
     voted,
     warmup_count,
     warmup_decides,
@@ -57,8 +58,14 @@ class DriftDetector:
         model_index = last_trigger if embeddings else None
         if in_warmup(policy, state):
             return self._warmup(pid, config, index, state, after, point, model_index)
-        ref, caches = self._reference(pid, config, index, state.reset, model_index)
-        cur = self.data.vectors(pid, config, self._current(policy, index, state.reset, point), model_index)
+        ref, caches, skipped = self._reference(pid, config, index, state.reset, model_index)
+        current = self._current(policy, index, state.reset, point)
+        cur, kept = self.data.vectors(pid, config, current, model_index)
+        skipped += unreadable(current, kept)
+        if not len(ref) or not len(cur):
+            empty = "current" if len(ref) else "reference"
+            reason = f"DataDriftTrigger: no readable sample in the {empty} window"
+            return Decision(point, "detection", False, reason, after, model_index, len(ref), len(cur), {}, skipped)
         outcomes = {}
         for name, metric in sorted(policy.metrics.items()):
             result = measure(metric, ref, cur, seed_of(config, name, point), caches.setdefault(name, {}))
@@ -69,7 +76,7 @@ class DriftDetector:
                                      result.threshold)  # fmt: skip
         fired, votes = voted(policy.aggregation_strategy, outcomes)
         reason = f"DataDriftTrigger({policy.aggregation_strategy.id} {votes}/{len(outcomes)}): {summary(outcomes)}"
-        return Decision(point, "detection", fired, reason, after, model_index, len(ref), len(cur), outcomes)
+        return Decision(point, "detection", fired, reason, after, model_index, len(ref), len(cur), outcomes, skipped)
 
     def _warmup(self, pid, config, index, state: PolicyState, after: PolicyState, point: Boundary, model_index):
         policy: DataDriftTrigger = config.trigger
@@ -80,38 +87,45 @@ class DriftDetector:
         reason = "DataDriftTrigger: first evaluation (no model to compare with yet)"
         if state.triggered_once:
             reason = f"DataDriftTrigger warmup {after.warmup_done}/{warmup_count(policy)}: {policy.warmup_policy.id}"
+        skipped = ()
         if warming and after.warmup_done == warmup_count(policy):
-            self._calibrate(pid, config, index, after, point, model_index if state.triggered_once else None)
+            skipped = self._calibrate(pid, config, index, after, point, model_index if state.triggered_once else None)
             after.warmup_refs = []
         if warming:
             after.reset = point  # Modyn restarts the windows at every warmup interval (and at every trigger)
-        return Decision(point, "first" if not state.triggered_once else "warmup", fired, reason, after)
+        phase = "first" if not state.triggered_once else "warmup"
+        return Decision(point, phase, fired, reason, after, skipped=skipped)
 
-    def _calibrate(self, pid, config, index, after: PolicyState, point: Boundary, model_index) -> None:
-        """Show the calibrating criteria the distance of each warmup reference to the current window."""
+    def _calibrate(self, pid, config, index, after: PolicyState, point: Boundary, model_index) -> tuple[str, ...]:
+        """Show the calibrating criteria the distance of each warmup reference to the last warmup interval's
+        current window (one window for all, as Modyn compares them); return the keys found unreadable."""
         policy: DataDriftTrigger = config.trigger
         calibrating = {n: m for n, m in sorted(policy.metrics.items()) if m.decision_criterion.needs_calibration}
         if not calibrating or (policy.features == "embeddings" and model_index is None):
-            return  # nothing calibrates, or a warmup of one interval: no model to compare with yet
-        for reset in after.warmup_refs:
-            reference, current = self._reference_rows(policy, index, reset), self._current(policy, index, reset, point)
-            if not reference.num_rows or not current.num_rows:
-                continue
-            ref = self.data.vectors(pid, config, reference, model_index)
-            cur = self.data.vectors(pid, config, current, model_index)
-            for name, metric in calibrating.items():
+            return ()  # nothing calibrates, or a warmup of one interval: no model to compare with yet
+        current = self._current(policy, index, after.reset, point)
+        cur, kept = self.data.vectors(pid, config, current, model_index)
+        skipped = unreadable(current, kept)
+        for reset in after.warmup_refs if len(cur) else ():
+            reference = self._reference_rows(policy, index, reset)
+            ref, kept = self.data.vectors(pid, config, reference, model_index)
+            skipped += tuple(key for key in unreadable(reference, kept) if key not in skipped)
+            for name, metric in calibrating.items() if len(ref) else ():
                 result = measure(metric, ref, cur, seed_of(config, name, reset))
                 after.seen[name] = decide(metric.decision_criterion, result.distance, after.seen.get(name, []))[2]
+        return skipped
 
     def _reference(self, pid: str, config, index, reset: Boundary, model_index):
-        """The vectors of the reference window ending at `reset`, and each metric's cache of what depends on them
-        alone: read, embedded and computed once per reference and model (Modyn does it at every decision)."""
+        """The vectors of the reference window ending at `reset`, each metric's cache of what depends on them
+        alone, and the window's unreadable keys: read, embedded and computed once per reference and model (Modyn
+        does it at every decision)."""
         key = (reset, model_index)
         kept = self._kept.get(pid)
         if kept is None or kept[0] != key:
             rows = self._reference_rows(config.trigger, index, reset)
-            kept = self._kept[pid] = (key, self.data.vectors(pid, config, rows, model_index), {})
-        return kept[1], kept[2]
+            vectors, readable = self.data.vectors(pid, config, rows, model_index)
+            kept = self._kept[pid] = (key, vectors, {}, unreadable(rows, readable))
+        return kept[1], kept[2], kept[3]
 
     def _reference_rows(self, policy: DataDriftTrigger, index, reset: Boundary):
         """The reference window ending at `reset`: at most `sample_size` (a seeded draw, in order)."""

@@ -113,12 +113,12 @@ def test_drift_on_raw_features_fires_where_the_stream_shifts_once_across_a_crash
     assert projected[3][2] == ["ks", "mmd"]
 
 
-def fake_training(store, artifacts: ArtifactStore, config, pid: str, index: int) -> None:
-    """What the trainer leaves for trigger `index`: a model file and its `models` row (weights seeded by index)."""
+def fake_training(store, artifacts: ArtifactStore, config, pid: str, index: int, weights=None) -> None:
+    """What the trainer leaves for trigger `index`: a model file and its `models` row (`weights`, else the model's
+    seeded by index)."""
     torch.manual_seed(index)
-    model = build_model(config.model.id, config.model.config)
     path = model_path(artifacts, pid, index)
-    sha = save_model(artifacts, path, model.state_dict(), {})
+    sha = save_model(artifacts, path, weights or build_model(config.model.id, config.model.config).state_dict(), {})
     store.insert("models", {
         "pipeline_id": [pid], "trigger_index": [index], "model_id": [f"{pid}-{index}"], "parent_model_id": [None],
         "model_uri": [path.as_uri()], "model_sha256": [sha], "manifest_sha256": [""], "num_samples": [0],
@@ -164,3 +164,78 @@ def test_drift_on_embeddings_waits_for_each_model_so_slow_training_gives_the_sam
         for e in by_pipeline(records(kafka_settings, names.trigger_evaluations), slow, "evaluation_index")
     ]
     assert used == [None, 0, 0, 0, 1, 1]
+
+
+def test_a_sample_the_decoder_cannot_read_is_left_out_and_named_while_decisions_go_on(kafka_settings, store):
+    good = shifting_images()
+    payloads = list(good.payloads)
+    payloads[150] = payloads[150][:63]  # one byte short of an 8x8 picture, in the reference of decisions 1 to 3
+    source = SampleSource(payloads, good.labels, None, good.file_mtimes_ms, good.content_type)
+    policy = TimestampPolicy("increasing", step_ms=1000)
+    replay(kafka_settings, "damaged", source, policy, partitions=3)
+    ingest_all(kafka_settings, store, "damaged", 3, SAMPLES)
+    order = sorted(zip(policy.assign(source).tolist(), sample_keys(source), strict=True))
+    bad_key = sample_keys(source)[150]
+    pid = register_pipeline(pipeline("damaged", {**DRIFT, "features": "raw", "sample_size": None}), kafka_settings,
+                            store)  # fmt: skip
+    with TriggerService(kafka_settings, store) as service:
+        service.step()
+        assert not service.batched.failed
+    names = TopicNames(kafka_settings.namespace)
+    evaluations = by_pipeline(records(kafka_settings, names.trigger_evaluations), pid, "evaluation_index")
+    assert len(evaluations) == SAMPLES // EVERY, "every decision made"
+    assert [e["skipped_keys"] for e in evaluations] == [[], [bad_key], [bad_key], [bad_key], [], []]
+    assert [e["reference_samples"] for e in evaluations] == [0, EVERY - 1, EVERY - 1, EVERY - 1, EVERY, EVERY]
+    triggers = by_pipeline(records(kafka_settings, names.triggers), pid, "trigger_index")
+    assert [(t["boundary_event_time"], t["boundary_key"]) for t in triggers] == [order[EVERY - 1],
+                                                                              order[SHIFT + EVERY - 1]]  # fmt: skip
+    projected = store.query("SELECT skipped_keys FROM trigger_evaluations FINAL WHERE pipeline_id = {p:String} "
+                            "ORDER BY evaluation_index", {"p": pid})  # fmt: skip
+    assert [row[0] for row in projected] == [e["skipped_keys"] for e in evaluations]
+
+
+def failed_training(store, pid: str, index: int) -> None:
+    store.insert("training_failures", {"pipeline_id": [pid], "trigger_index": [index], "reason": ["bad set"],
+                                       "failed_at": [int(time.time() * 1000)]})  # fmt: skip
+
+
+def test_after_a_failed_training_decisions_use_the_last_model_trained(kafka_settings, store, stream, tmp_path):
+    artifacts = ArtifactStore(tmp_path)
+    config = pipeline("drifting", DRIFT)
+    pid = register_pipeline(config, kafka_settings, store)
+    names = TopicNames(kafka_settings.namespace)
+    with TriggerService(kafka_settings, store) as service:
+        service.step()
+        assert service.batched.waiting == {pid}
+        failed_training(store, pid, 0)  # no model at all: the next decision is a first one again, and fires
+        service.step()
+        assert service.batched.waiting == {pid}, "then waits for the model of trigger 1"
+        fake_training(store, artifacts, config, pid, 1)
+        service.step()
+        assert service.batched.waiting == {pid}, "the shift fired trigger 2"
+        failed_training(store, pid, 2)
+        service.step()
+        assert not service.batched.waiting and not service.batched.failed
+    evaluations = by_pipeline(records(kafka_settings, names.trigger_evaluations), pid, "evaluation_index")
+    assert [e["phase"] for e in evaluations] == ["first", "first", "detection", "detection", "detection", "detection"]
+    assert [e["model_trigger_index"] for e in evaluations] == [None, None, 1, 1, 1, 1]
+    assert [e["trigger_index"] for e in evaluations] == [0, 1, None, 2, None, None]
+
+
+def test_a_pipeline_whose_decision_fails_stops_deciding_and_says_why_while_the_others_go_on(
+    kafka_settings, store, stream, tmp_path
+):
+    artifacts = ArtifactStore(tmp_path)
+    broken = register_pipeline(pipeline("drifting", DRIFT), kafka_settings, store)
+    config = pipeline("drifting", {**DRIFT, "features": "raw"})
+    working = register_pipeline(config.model_copy(update={"pipeline": config.pipeline.model_copy(
+        update={"name": "working"})}), kafka_settings, store)  # fmt: skip
+    fake_training(store, artifacts, config, broken, 0, {"not.a.layer": torch.zeros(1)})  # weights of no such model
+    with TriggerService(kafka_settings, store) as service:
+        service.step()
+        service.step()
+        assert list(service.batched.failed) == [broken] and not service.batched.waiting
+        assert "decides no more until the trigger service restarts" in service.batched.failed[broken]
+    names = TopicNames(kafka_settings.namespace)
+    assert len(by_pipeline(records(kafka_settings, names.trigger_evaluations), broken, "evaluation_index")) == 1
+    assert len(by_pipeline(records(kafka_settings, names.trigger_evaluations), working, "evaluation_index")) == 6

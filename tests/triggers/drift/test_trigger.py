@@ -55,7 +55,7 @@ class Vectors:
         keys = rows["key"].to_pylist()
         array = np.array([[self.values[int(k[1:]) - 1]] for k in keys], dtype=np.float64)
         self.made.append((array, keys))
-        return array
+        return array, np.ones(len(keys), bool)
 
     def keys(self, array) -> list[str]:
         return next(keys for made, keys in self.made if made is array)
@@ -145,18 +145,28 @@ def test_the_vote_needs_a_majority_or_at_least_n():
     ]
 
 
-def test_the_warmup_policy_decides_first_and_dynamic_criteria_calibrate_on_its_intervals():
-    trigger = {**DRIFT, "warmup_intervals": 3, "warmup_policy": {"id": "DataAmountTrigger", "num_samples": 3},
-               "metrics": {"shift": {"id": "EvidentlySimpleDistanceDriftMetric",
-                                     "decision_criterion": {"id": "DynamicQuantileThresholdCriterion",
-                                                            "window_size": 5, "quantile": 0.1}}}}  # fmt: skip
-    values = [0.0, 1.0, 0.0, 2.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 20.0, 20.0]
-    vectors = Vectors(values)
-    decisions = run(DriftDetector(vectors), config_with(trigger), Index(12))[0]
+def test_the_warmup_policy_decides_first_and_dynamic_criteria_calibrate_on_its_intervals(monkeypatch):
+    policy = {**DRIFT, "warmup_intervals": 3, "warmup_policy": {"id": "DataAmountTrigger", "num_samples": 3},
+              "metrics": {"shift": {"id": "EvidentlySimpleDistanceDriftMetric",
+                                    "decision_criterion": {"id": "DynamicQuantileThresholdCriterion",
+                                                           "window_size": 5, "quantile": 0.1}}}}  # fmt: skip
+    values = [0.0, 1.0, 0.0, 2.0, 2.0, 2.0, 0.0, 1.0, 0.0, 1.0, 20.0, 20.0]
+    vectors, compared = Vectors(values), []
+
+    def measured(metric, ref, cur, seed, cache=None):
+        compared.append((vectors.keys(ref), vectors.keys(cur)))
+        return measure(metric, ref, cur, seed, cache)
+
+    monkeypatch.setattr(trigger, "measure", measured)
+    decisions = run(DriftDetector(vectors), config_with(policy), Index(12))[0]
+    # At the third warmup point (sample 6) each warmup reference (ending at 2, 2, 4: the first interval's own
+    # samples, then the references before each reset) meets the one current window of that interval, (4, 6].
+    assert compared[:3] == [(["k001", "k002"], ["k005", "k006"]), (["k001", "k002"], ["k005", "k006"]),
+                            (["k001", "k002", "k003", "k004"], ["k005", "k006"])]  # fmt: skip
     assert [d.phase for d in decisions] == ["first", "warmup", "warmup", "detection", "detection", "detection"]
     # DataAmount(3) fires at samples 3, 6: within (0, 2]? no -> but the first fires anyway; (2, 4]: yes; (4, 6]: yes
     assert [d.fired for d in decisions[:3]] == [True, True, True]
-    assert len(decisions[2].state.seen["shift"]) == 3, "calibrated on the three warmup references"
+    assert decisions[2].state.seen["shift"] == [1.5, 1.5, 1.25], "calibrated on the three warmup references"
     assert decisions[-1].fired, "the jump to 20 is beyond the calibrated quantile"
     assert not decisions[3].fired
 
