@@ -10,6 +10,10 @@
 The kept parts of `batch_size / kept` batches make one training batch (Modyn's accumulation), whose loss
 is the weighted mean sum(w * loss) / sum(w).
 
+`RS2` (Okanovic et al. 2024) samples then batches, without scoring: each epoch trains on a random
+`ratio` of the whole training set, weight 1; with replacement a new draw each epoch, without it the parts of
+one shuffle in turn (every sample once per N / size epochs), then a new shuffle, as Modyn's RS2.
+
 >>> scores = torch.tensor([0.0, 1.0, 3.0])
 >>> proportional(scores, 1, torch.Generator().manual_seed(0))[0].tolist()  # the zero-loss sample never
 [2]
@@ -89,3 +93,18 @@ def select(
         return chosen.to(x.device), weights.to(x.device)
     finally:
         model.train(was_training)
+
+
+def rs2_subsets(config: DownsamplingConfig, samples: int, epochs: int, generator: torch.Generator) -> list:
+    """For each epoch, a mask of the training set's samples (in manifest order) RS2 trains on."""
+    size = max(config.ratio * samples // config.ratio_max, 1)
+    parts = max(samples // size, 1)
+    masks, order = [], None
+    for epoch in range(epochs):
+        if config.with_replacement or epoch % parts == 0:
+            order = torch.randperm(samples, generator=generator)
+        part = 0 if config.with_replacement else epoch % parts
+        mask = torch.zeros(samples, dtype=torch.bool)
+        mask[order[part * size : (part + 1) * size]] = True
+        masks.append(mask)
+    return masks

@@ -19,7 +19,7 @@ from torch import nn
 from modyn_stream.pipeline.schema.selection import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import OptimizationCriterion, OptimizerConfig, TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
-from modyn_stream.training.downsampling import select
+from modyn_stream.training.downsampling import rs2_subsets, select
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.schedulers import build_scheduler
 
@@ -131,16 +131,20 @@ def train(
     saved = checkpointer.load() if checkpointer else None
     if saved:
         _restore(saved, model, optimizers, schedulers, scaler, outcome, device)
+    subsets = [None] * config.epochs_per_trigger  # sample then batch (RS2): which samples each epoch trains on
+    if downsampling is not None and downsampling.sample_then_batch:
+        subsets = rs2_subsets(downsampling, num_samples, config.epochs_per_trigger,
+                              torch.Generator().manual_seed(seed * 7919))  # fmt: skip
     started = time.perf_counter()
     for epoch in range(config.epochs_per_trigger):
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         source = (
-            _first_epoch(chunks, seen, generator, config.shuffle)
+            _first_epoch(chunks, seen, generator, config.shuffle, subsets[0])
             if epoch == 0
-            else _later_epoch(seen, generator, config.shuffle)
+            else _later_epoch(seen, generator, config.shuffle, subsets[epoch])
         )
         batched = _batches(source, config.batch_size, config.drop_last_batch)
-        if downsampling is not None:
+        if downsampling is not None and not downsampling.sample_then_batch:
             picks = torch.Generator().manual_seed(seed * 7919 + epoch)
             batched = _downsampled(batched, downsampling, model, device, config, criterion, picks)
         for x, y, w in batched:
@@ -238,19 +242,27 @@ def _downsampled(batches, downsampling, model, device, config, criterion, genera
         yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))
 
 
-def _first_epoch(chunks: Iterable[Chunk], seen: list, generator, shuffle: bool) -> Iterator[Chunk]:
+def _first_epoch(chunks: Iterable[Chunk], seen: list, generator, shuffle: bool, subset=None) -> Iterator[Chunk]:
+    """Each chunk as it arrives (its part in `subset`, a mask over the training set, if given), kept in `seen`."""
+    start = 0
     for x, y, w in chunks:
         seen.append((x, y, w))
+        if subset is not None:
+            kept = subset[start : start + len(x)]
+            start += len(x)
+            x, y, w = x[kept], y[kept], w[kept]
         if shuffle:
             order = torch.randperm(len(x), generator=generator)
             x, y, w = x[order], y[order], w[order]
         yield x, y, w
 
 
-def _later_epoch(seen: list, generator, shuffle: bool) -> Iterator[Chunk]:
+def _later_epoch(seen: list, generator, shuffle: bool, subset=None) -> Iterator[Chunk]:
     if not seen:
         return
     x, y, w = (torch.cat(parts) for parts in zip(*seen, strict=True))
+    if subset is not None:
+        x, y, w = x[subset], y[subset], w[subset]
     order = torch.randperm(len(x), generator=generator) if shuffle else torch.arange(len(x))
     yield x[order], y[order], w[order]
 

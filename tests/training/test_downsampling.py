@@ -88,6 +88,59 @@ def test_downsampled_training_trains_on_the_kept_part_and_is_reproducible(strate
     assert not all(torch.equal(first[k], full[k]) for k in first)
 
 
+class Recording(torch.nn.Module):
+    """A linear model that records the sample ids (its single input feature) of each epoch it trains on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.seen = torch.nn.Linear(1, 2), []
+
+    def forward(self, x):
+        self.seen.append(x[:, 0].long().tolist())
+        return self.linear(x)
+
+
+def rs2_epochs(with_replacement: bool, seed: int = 3, chunks: int = 4) -> list[list[int]]:
+    """The ids each of 4 epochs trains on with RS2 at 25% of 64 samples (batch 4: 4 batches per epoch)."""
+    config = TrainingSection.model_validate({
+        "batch_size": 4, "seed": seed, "epochs_per_trigger": 4,
+        "optimizers": [{"algorithm": "SGD", "param_groups": [{"config": {"lr": 0.1}}]}],
+        "optimization_criterion": {"name": "CrossEntropyLoss"},
+    })  # fmt: skip
+    ids = torch.arange(64, dtype=torch.float32)[:, None]
+    parts = [(x, x[:, 0].long() % 2, torch.ones(len(x))) for x in ids.chunk(chunks)]  # as the loader's chunks
+    model = Recording()
+    downsampling = DownsamplingConfig(strategy="RS2", ratio=25, with_replacement=with_replacement)
+    outcome = train(model, parts, config, trigger_index=0, num_samples=64, device=torch.device("cpu"),
+                    downsampling=downsampling)  # fmt: skip
+    assert outcome.samples_passed == 4 * 16
+    return [[i for batch in model.seen[epoch * 4 : epoch * 4 + 4] for i in batch] for epoch in range(4)]
+
+
+def test_rs2_without_replacement_trains_on_every_sample_once_in_ratio_sized_parts():
+    epochs = rs2_epochs(with_replacement=False)
+    assert [len(e) for e in epochs] == [16] * 4
+    assert sorted(i for epoch in epochs for i in epoch) == list(range(64)), "four quarters: each sample once"
+    halves = rs2_epochs(with_replacement=False, chunks=2)
+    assert [sorted(e) for e in epochs] == [sorted(e) for e in halves], "the same subsets however the data arrives"
+    assert epochs != rs2_epochs(with_replacement=False, seed=4)
+
+
+def test_rs2_with_replacement_draws_a_new_subset_each_epoch():
+    epochs = rs2_epochs(with_replacement=True)
+    assert all(len(set(e)) == 16 for e in epochs) and len({tuple(sorted(e)) for e in epochs}) == 4
+    assert len({i for epoch in epochs for i in epoch}) < 64, "drawn anew each epoch: some samples twice, others never"
+    assert epochs == rs2_epochs(with_replacement=True)
+
+
+def test_a_modyn_rs2_config_validates_as_modyn_s():
+    data = modyn_format()
+    data["selection_strategy"]["downsampling_config"] = {"strategy": "RS2", "ratio": 30, "with_replacement": False}
+    config, problems = validate_data(data)
+    assert not problems, "sample_then_batch defaults to true; any ratio (no batch to divide)"
+    assert config.selection_strategy.downsampling().sample_then_batch
+
+
 @pytest.mark.parametrize(
     ("downsampling", "problem"),
     [
@@ -99,6 +152,12 @@ def test_downsampled_training_trains_on_the_kept_part_and_is_reproducible(strate
          "selection_strategy.downsampling_config: score_metric is Uncertainty's"),
         ({"strategy": "Uncertainty", "ratio": 50, "score_metric": "Margin", "balance": True},
          "selection_strategy.downsampling_config: balance (a selection per class) needs sample_then_batch"),
+        ({"strategy": "RS2", "ratio": 50},
+         "selection_strategy.downsampling_config: with_replacement is RS2's, and RS2 needs it"),
+        ({"strategy": "RS2", "ratio": 50, "with_replacement": True, "sample_then_batch": False},
+         "selection_strategy.downsampling_config: RS2 samples the whole training set every epoch"),
+        ({"strategy": "Loss", "ratio": 50, "with_replacement": True},
+         "selection_strategy.downsampling_config: with_replacement is RS2's"),
         ({"strategy": "Craig", "ratio": 50},
          "selection_strategy.downsampling_config: Craig downsampling is not applied"),
     ],

@@ -74,11 +74,12 @@ class PresamplingConfig(Strict):
         return self
 
 
-APPLIED_DOWNSAMPLING = ("Loss", "GradNorm", "Uncertainty")  # the rest are refused until they are applied
+APPLIED_DOWNSAMPLING = ("Loss", "GradNorm", "Uncertainty", "RS2")  # the rest are refused until they are applied
 
 
 class DownsamplingConfig(Strict):
-    """In-trainer downsampling (training/downsampling.py): a `ratio` of `ratio_max` of each batch is kept."""
+    """In-trainer downsampling (training/downsampling.py): a `ratio` of `ratio_max` of each batch is kept, or
+    (RS2, sample then batch) of the whole training set each epoch."""
 
     strategy: Literal[
         "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2", "No"
@@ -89,6 +90,11 @@ class DownsamplingConfig(Strict):
     period: Annotated[int, Field(ge=0)] = 1
     score_metric: Literal["LeastConfidence", "Entropy", "Margin"] | None = Field(None, description="Uncertainty's.")
     balance: bool = False
+    with_replacement: bool | None = Field(
+        None,
+        description="RS2's: a new random subset each epoch (true), or a different part of one shuffle each "
+        "epoch until all were trained on (false).",
+    )
 
     def notes(self) -> list[str]:
         if self.strategy == "No":
@@ -96,12 +102,16 @@ class DownsamplingConfig(Strict):
                 f"{name}: not read with downsampling strategy No"
                 for name in sorted(self.model_fields_set - {"strategy"})
             ]
-        return ["period: only sample-then-batch reads it (as in Modyn)"] if "period" in self.model_fields_set else []
+        if "period" in self.model_fields_set and not self.sample_then_batch:
+            return ["period: only sample-then-batch reads it (as in Modyn)"]
+        return []
 
     @model_validator(mode="before")
     @classmethod
     def _not_applied_yet(cls, data: Any) -> Any:
         strategy = data.get("strategy", "No") if isinstance(data, dict) else "No"
+        if strategy == "RS2":  # Modyn's RS2 config has sample_then_batch fixed to true
+            data = {"sample_then_batch": True, **data}
         if strategy not in ("No", *APPLIED_DOWNSAMPLING):  # accepted and not applied would train on all the data
             raise ValueError(
                 f"{strategy} downsampling is not applied by this version (it would train on all the data); "
@@ -118,11 +128,19 @@ class DownsamplingConfig(Strict):
         _ratio_within(self.ratio, self.ratio_max)
         if self.strategy == "No":
             return self
-        if self.sample_then_batch:
-            raise ValueError("sample_then_batch (scoring the whole training set first) is not applied by this "
-                             "version; batch then sample (sample_then_batch: false) is")  # fmt: skip
+        if (self.strategy == "RS2") != (self.with_replacement is not None):
+            raise ValueError("with_replacement is RS2's, and RS2 needs it")
         if (self.strategy == "Uncertainty") != (self.score_metric is not None):
             raise ValueError("score_metric is Uncertainty's, and Uncertainty needs one")
+        if self.strategy == "RS2":
+            if not self.sample_then_batch or self.period != 1 or self.balance:
+                raise ValueError("RS2 samples the whole training set every epoch: it takes sample_then_batch: true "
+                                 "and period: 1 (its defaults, as in Modyn), and no balance")  # fmt: skip
+            return self
+        if self.sample_then_batch:
+            raise ValueError("sample_then_batch (scoring the whole training set first) is not applied by this "
+                             f"version for {self.strategy}; batch then sample (sample_then_batch: false) is, and "
+                             "RS2 samples then batches")  # fmt: skip
         if self.balance:
             raise ValueError("balance (a selection per class) needs sample_then_batch, which is not applied yet")
         return self
