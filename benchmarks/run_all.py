@@ -36,6 +36,7 @@ BENCHMARKS = {
     "pipeline": ("pipeline.py", "pipeline", [], ["--samples", "example", "--repeat", "1"]),
     "freshness": ("freshness.py", "freshness", [], ["--rounds", "2"]),
     "drift": ("drift.py", "drift", [], ["--samples", "1000", "--window", "1000", "--repeat", "1"]),
+    "downsampling": ("downsampling.py", "downsampling", [], ["--samples", "1000", "--holdout", "200", "--repeat", "1"]),
 }
 
 
