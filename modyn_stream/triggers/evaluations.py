@@ -77,7 +77,7 @@ class BatchedEvaluations:
             return None
         if decision is WAITING:
             if pid not in self.waiting:
-                log.info("trigger %s: the next decision waits for the model of trigger %d", pid, last_trigger)
+                log.info("trigger %s: the next decision waits for the model of trigger %s", pid, model_index)
             self.waiting.add(pid)
             return None
         self.waiting.discard(pid)
