@@ -88,6 +88,15 @@ def unreadable(rows, kept) -> tuple[str, ...]:
     return tuple(key for key, ok in zip(rows["key"].to_pylist(), kept, strict=True) if not ok)
 
 
+def merged(known: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    """Unreadable keys of several windows, each once (overlapping windows read the same sample).
+
+    >>> merged(("a",), ("b", "a", "b"))
+    ('a', 'b')
+    """
+    return known + tuple(key for key in dict.fromkeys(more) if key not in known)
+
+
 def with_trigger(decision):
     """A decision with what its trigger does to the policy's state applied, if it fired."""
     if decision is not WAITING and decision is not None and decision.fired:

@@ -17,7 +17,7 @@ from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.schema.drift import BatchedTrigger
 from modyn_stream.pipeline.schema.triggers import AtLeastN, CustomVote, EnsembleTrigger
 from modyn_stream.pipeline.trust import CodeTrust
-from modyn_stream.triggers.batched import WAITING, Decision, Outcome, PolicyState
+from modyn_stream.triggers.batched import WAITING, Decision, Outcome, PolicyState, merged
 from modyn_stream.triggers.policies import next_firing
 
 
@@ -49,7 +49,7 @@ class EnsembleJudge:
                 if decision is WAITING or decision is None:
                     return WAITING if decision is WAITING else None
                 after.subs[name], fired = decision.state, decision.fired
-                skipped += tuple(key for key in decision.skipped if key not in skipped)
+                skipped = merged(skipped, decision.skipped)
             else:
                 after.subs[name], fired = PolicyState(point=point), True
             outcomes[name] = Outcome(1.0 if fired else 0.0, fired)

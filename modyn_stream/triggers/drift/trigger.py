@@ -27,6 +27,7 @@ from modyn_stream.triggers.batched import (
     Outcome,
     PolicyState,
     in_warmup,
+    merged,
     next_point,
     seed_of,
     summary,
@@ -61,7 +62,7 @@ class DriftDetector:
         ref, caches, skipped = self._reference(pid, config, index, state.reset, model_index)
         current = self._current(policy, index, state.reset, point)
         cur, kept = self.data.vectors(pid, config, current, model_index)
-        skipped += unreadable(current, kept)
+        skipped = merged(skipped, unreadable(current, kept))
         if not len(ref) or not len(cur):
             empty = "current" if len(ref) else "reference"
             reason = f"DataDriftTrigger: no readable sample in the {empty} window"
@@ -109,7 +110,7 @@ class DriftDetector:
         for reset in after.warmup_refs if len(cur) else ():
             reference = self._reference_rows(policy, index, reset)
             ref, kept = self.data.vectors(pid, config, reference, model_index)
-            skipped += tuple(key for key in unreadable(reference, kept) if key not in skipped)
+            skipped = merged(skipped, unreadable(reference, kept))
             for name, metric in calibrating.items() if len(ref) else ():
                 result = measure(metric, ref, cur, seed_of(config, name, reset))
                 after.seen[name] = decide(metric.decision_criterion, result.distance, after.seen.get(name, []))[2]
