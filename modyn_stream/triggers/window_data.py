@@ -31,6 +31,7 @@ class WindowData:
     def __init__(self, store: MetadataStore, fetchers: PayloadFetchers, trust: CodeTrust) -> None:
         self.store, self.fetchers, self.trust = store, fetchers, trust
         self._models: dict[tuple[str, int], torch.nn.Module] = {}
+        self._usable: dict[tuple[str, int], int | None] = {}  # (pipeline, last trigger) -> its settled `usable_model`
 
     def model(self, pid: str, config: PipelineConfig, trigger_index: int) -> torch.nn.Module | None:
         """The model version trained for `trigger_index`, or None while it is not stored yet."""
@@ -52,13 +53,20 @@ class WindowData:
         (its model may still be training: the decision waits); None if every training so far failed."""
         if last_trigger is None:
             return None
-        failed = {row[0] for row in self.store.query(
-            "SELECT trigger_index FROM training_failures FINAL WHERE pipeline_id = {p:String} "
-            "AND trigger_index <= {i:UInt32} AND trigger_index NOT IN (SELECT trigger_index FROM models FINAL "
-            "WHERE pipeline_id = {p:String})", {"p": pid, "i": last_trigger})}  # fmt: skip
-        while last_trigger in failed:
-            last_trigger -= 1
-        return last_trigger if last_trigger >= 0 else None
+        if (pid, last_trigger) in self._usable:  # settled: asked again at every step of the trigger service
+            return self._usable[(pid, last_trigger)]
+        trained = dict(self.store.query(  # trigger -> whether its model is stored (else its training failed)
+            "SELECT trigger_index, max(stored) FROM (SELECT trigger_index, 1 AS stored FROM models FINAL "
+            "WHERE pipeline_id = {p:String} AND trigger_index <= {i:UInt32} UNION ALL SELECT trigger_index, 0 "
+            "FROM training_failures FINAL WHERE pipeline_id = {p:String} AND trigger_index <= {i:UInt32}) "
+            "GROUP BY trigger_index", {"p": pid, "i": last_trigger}))  # fmt: skip
+        usable = last_trigger
+        while trained.get(usable) == 0:
+            usable -= 1
+        usable = usable if usable >= 0 else None
+        if usable is None or trained.get(usable) == 1:  # not a training still under way: it stays so
+            self._usable[(pid, last_trigger)] = usable
+        return usable
 
     def vectors(self, pid: str, config: PipelineConfig, rows: pa.Table, model_index: int | None):
         """(vectors, kept) of the window `rows` (see `ClickHouseSampleIndex.window`): inputs flattened, or the
