@@ -35,7 +35,7 @@ BENCHMARKS = {
     "trainer": ("trainer.py", "trainer-cpu", [], ["--samples", "5000", "--repeat", "1"]),
     "pipeline": ("pipeline.py", "pipeline", [], ["--samples", "example", "--repeat", "1"]),
     "freshness": ("freshness.py", "freshness", [], ["--rounds", "2"]),
-    "drift": ("drift.py", "drift", [], ["--samples", "1000", "--window", "1000", "--repeat", "1"]),
+    "drift": ("drift.py", "drift", [], ["--samples", "1000", "--window", "1000", "--interval", "100", "--repeat", "1"]),
     "downsampling": ("downsampling.py", "downsampling", [], ["--samples", "1000", "--holdout", "200", "--repeat", "1"]),
 }
 

@@ -39,11 +39,12 @@ class MetricResult:
     threshold: float | None = None
 
 
-def measure(config, ref: np.ndarray, cur: np.ndarray, seed: int, cache: dict | None = None) -> MetricResult:
+def measure(config, ref: np.ndarray, cur: np.ndarray, seed: int, cache: dict | None = None, chunks=None):
     """The result of the metric `config` on windows `ref` and `cur` (2-d float arrays); `cache`: a dict the caller
-    keeps for this metric while `ref` stays the same, so what depends on the reference alone is computed once."""
+    keeps for this metric while `ref` stays the same, so what depends on the reference alone is computed once;
+    `chunks`: `cur` as a `ChunkedWindow`'s chunks, so what depends on one chunk is computed once too."""
     if isinstance(config, AlibiDetectMmdDriftMetric):
-        return mmd(ref, cur, config, seed, cache)
+        return mmd(ref, cur, config, seed, cache, chunks)
     if isinstance(config, AlibiDetectKSDriftMetric):
         return per_feature_test(ref, cur, _ks(config.alternative_hypothesis), config.p_val, config.correction)
     if isinstance(config, AlibiDetectCVMDriftMetric):
@@ -90,11 +91,17 @@ def kernel_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, same: bool = Fals
 
 
 def mmd(
-    ref: np.ndarray, cur: np.ndarray, config: AlibiDetectMmdDriftMetric, seed: int, cache: dict | None = None
+    ref: np.ndarray,
+    cur: np.ndarray,
+    config: AlibiDetectMmdDriftMetric,
+    seed: int,
+    cache: dict | None = None,
+    chunks=None,
 ) -> MetricResult:
     """Unbiased MMD² with k(a, b) = exp(-|a-b|² / (2 sigma²)); with `num_permutations`, its permutation-test
     p-value (the share of random splits of the pooled samples with an MMD² at least as large). `cache` keeps
-    what depends on the reference alone (bandwidth, kernel sum) while the caller's reference stays the same."""
+    what depends on the reference alone (bandwidth, kernel sum) while the caller's reference stays the same,
+    and, given `chunks` and a bandwidth of the reference, what each chunk of the current window contributes."""
     cache = {} if cache is None else cache
     device = torch.device("cuda" if config.device == "gpu" else config.device or "cpu")
     x_ref = torch.from_numpy(ref).to(device, torch.float32)
@@ -108,7 +115,10 @@ def mmd(
     if not config.num_permutations:
         if (within_ref := cache.get("within_ref")) is None or not config.configure_kernel_from_x_ref:
             within_ref = cache["within_ref"] = kernel_sum(x_ref, x_ref, gamma, same=True)
-        within_cur, cross = kernel_sum(x_cur, x_cur, gamma, same=True), kernel_sum(x_ref, x_cur, gamma)
+        if chunks is not None and config.configure_kernel_from_x_ref:
+            within_cur, cross = chunked_kernel_sums(x_ref, chunks, gamma, cache.setdefault("chunks", {}), device)
+        else:
+            within_cur, cross = kernel_sum(x_cur, x_cur, gamma, same=True), kernel_sum(x_ref, x_cur, gamma)
         observed = within_ref / (n * (n - 1)) + within_cur / (m * (m - 1)) - 2 * cross / (n * m)
         drift = None if config.threshold is None else observed >= config.threshold
         return MetricResult(observed, drift, threshold=config.threshold)
@@ -132,6 +142,43 @@ def mmd(
     rank = min(int(config.p_val * len(permuted)), len(permuted) - 1)
     threshold = float(torch.sort(permuted, descending=True).values[rank])
     return MetricResult(observed, p_val < config.p_val, p_val, threshold)
+
+
+def chunked_kernel_sums(x_ref: torch.Tensor, chunks, gamma: float, kept: dict, device) -> tuple[float, float]:
+    """(within the current window, current against reference) kernel sums of a window given as chunks
+    [(id, vectors, rows in the window or None: all)], only the first partly in it. What a whole chunk contributes
+    (its row sums against the reference, its sum within itself, its row sums against each later chunk) is
+    computed alone and kept in `kept` under its id, so the sums never depend on what was kept before."""
+    tensors = [torch.from_numpy(vectors).to(device, torch.float32) for _, vectors, _ in chunks]
+    within = cross = 0.0
+    for a, (id_a, _, rows) in enumerate(chunks):
+        if not len(tensors[a]):
+            continue  # no readable sample in it
+        parts = kept.setdefault(id_a, {})
+        if "ref" not in parts:
+            parts["ref"] = torch.cat([block.sum(dim=1, dtype=torch.float64)
+                                      for _, block in _kernel_blocks(tensors[a], x_ref, gamma)])  # fmt: skip
+        mask = slice(None) if rows is None else torch.from_numpy(rows).to(device)
+        cross += float(parts["ref"][mask].sum())
+        if rows is None:
+            if "self" not in parts:
+                parts["self"] = kernel_sum(tensors[a], tensors[a], gamma, same=True)
+            within += parts["self"]
+        else:
+            within += kernel_sum(tensors[a][mask], tensors[a][mask], gamma, same=True)
+        for b in range(a + 1, len(chunks)):
+            if (id_b := chunks[b][0]) not in parts and len(tensors[b]):
+                parts[id_b] = torch.cat([block.sum(dim=1, dtype=torch.float64)
+                                         for _, block in _kernel_blocks(tensors[a], tensors[b], gamma)])  # fmt: skip
+            if id_b in parts:
+                within += 2 * float(parts[id_b][mask].sum())
+    live = {id_ for id_, _, _ in chunks}
+    for gone in set(kept) - live:
+        del kept[gone]
+    for parts in kept.values():
+        for gone in [id_ for id_ in parts if isinstance(id_, tuple) and id_ not in live]:
+            del parts[gone]
+    return within, cross
 
 
 # -- per-feature tests --------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from modyn_stream.triggers.batched import (
     warmup_decides,
 )
 from modyn_stream.triggers.criteria import decide
+from modyn_stream.triggers.drift.current_window import CurrentWindows
 from modyn_stream.triggers.drift.metrics import measure
 from modyn_stream.triggers.policies import Boundary
 
@@ -47,6 +48,7 @@ class DriftDetector:
     def __init__(self, data) -> None:
         self.data = data  # a WindowData: the vectors of a window, the stored model versions
         self._kept: dict[str, tuple] = {}  # per pipeline: ((reference end, model), its vectors, metric caches)
+        self._current_windows = CurrentWindows(data)
 
     def evaluate(self, pid: str, config: PipelineConfig, index, state: PolicyState, last_trigger: int | None):
         """The decision at the next evaluation point; None: no point yet; WAITING: its model is not stored yet."""
@@ -60,16 +62,20 @@ class DriftDetector:
         if in_warmup(policy, state):
             return self._warmup(pid, config, index, state, after, point, model_index)
         ref, caches, skipped = self._reference(pid, config, index, state.reset, model_index)
-        current = self._current(policy, index, state.reset, point)
-        cur, kept = self.data.vectors(pid, config, current, model_index)
-        skipped = merged(skipped, unreadable(current, kept))
+        current = self._current(policy, index, state.reset, point, sample=False)
+        if (sampled := _sampled(current, policy.sample_size, point)) is current:  # read and embedded chunk by chunk
+            window = self._current_windows.window(pid, config, index, current, model_index)
+            cur, chunks, skipped = window.vectors, window.chunks, merged(skipped, window.skipped)
+        else:
+            (cur, kept), chunks = self.data.vectors(pid, config, sampled, model_index), None
+            skipped = merged(skipped, unreadable(sampled, kept))
         if not len(ref) or not len(cur):
             empty = "current" if len(ref) else "reference"
             reason = f"DataDriftTrigger: no readable sample in the {empty} window"
             return Decision(point, "detection", False, reason, after, model_index, len(ref), len(cur), {}, skipped)
         outcomes = {}
         for name, metric in sorted(policy.metrics.items()):
-            result = measure(metric, ref, cur, seed_of(config, name, point), caches.setdefault(name, {}))
+            result = measure(metric, ref, cur, seed_of(config, name, point), caches.setdefault(name, {}), chunks)
             fired, threshold, after.seen[name] = decide(
                 metric.decision_criterion, result.distance, state.seen.get(name, []), result.test_drift
             )
@@ -137,15 +143,15 @@ class DriftDetector:
             rows = index.window(reset, since=reset.event_time - parse_duration(windows.limit_ref))
         return _sampled(rows, policy.sample_size, reset)
 
-    def _current(self, policy: DataDriftTrigger, index, reset: Boundary, point: Boundary):
-        """The current window at `point` (after `reset` unless `allow_overlap`), at most `sample_size`."""
+    def _current(self, policy: DataDriftTrigger, index, reset: Boundary, point: Boundary, sample: bool = True):
+        """The current window at `point` (after `reset` unless `allow_overlap`), at most `sample_size` (`sample`)."""
         windows = policy.windowing_strategy
         after = None if windows.allow_overlap else reset
         if isinstance(windows, AmountWindowingStrategy):
             rows = index.window(point, after=after, last=windows.amount_cur)
         else:
             rows = index.window(point, after=after, since=point.event_time - parse_duration(windows.limit_cur))
-        return _sampled(rows, policy.sample_size, point)
+        return _sampled(rows, policy.sample_size, point) if sample else rows
 
 
 def _sampled(rows, size: int | None, point: Boundary):

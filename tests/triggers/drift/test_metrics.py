@@ -49,6 +49,38 @@ def test_mmd_is_the_unbiased_estimate_with_the_reference_bandwidth(monkeypatch):
     assert abs(measure(metric(AlibiDetectMmdDriftMetric), SAME_A, SAME_B, 0).distance) < 0.05
 
 
+def chunks_of(stream: np.ndarray, end: int, size: int, chunks: int, first_rows: int):
+    """The window of `stream` ending at row `end` as `chunks` chunks of `size` rows counted back from its end, the
+    first one whole but only its last `first_rows` rows in the window (as `CurrentWindows` gives them), each
+    named by its end: (chunks, the window's rows)."""
+    ends = range(end - (chunks - 1) * size, end + 1, size)
+    chunks = [((e,), stream[e - size : e], None) for e in ends]
+    first = chunks[0][1]
+    chunks[0] = (chunks[0][0], first, np.arange(len(first)) >= len(first) - first_rows)
+    return chunks, np.concatenate([first[-first_rows:], *(v for _, v, _ in chunks[1:])])
+
+
+def test_mmd_over_chunks_is_the_same_estimate_and_reuses_what_each_chunk_contributes(monkeypatch):
+    config = metric(AlibiDetectMmdDriftMetric)
+    stream = np.concatenate([SAME_B, SHIFTED])  # a current window sliding over it
+    calls = []
+    blocks = metrics._kernel_blocks
+    monkeypatch.setattr(metrics, "_kernel_blocks", lambda a, b, gamma: calls.append(len(a)) or blocks(a, b, gamma))
+    warm, distances = {}, []
+    for end in range(60, 201, 20):  # windows of 50 rows, chunks of 20: the oldest one 10 rows in the window
+        chunks, window = chunks_of(stream, end, 20, 3, 10)
+        calls.clear()
+        result = measure(config, SAME_A, window, seed=0, cache=warm, chunks=chunks)
+        assert result.distance == pytest.approx(direct_mmd2(SAME_A, window), abs=1e-7)
+        if end > 60:  # only the new chunk's row sums: against the reference, and the two chunks' before it
+            assert calls == [20, 20, 20], calls
+        cold = measure(config, SAME_A, window, seed=0, cache={}, chunks=chunks)
+        assert cold.distance == result.distance, "what was kept changes nothing: a restart decides the same"
+        distances.append(result.distance)
+    assert distances[0] < 0.05 < 0.3 < distances[-1], "the window slides from the reference's kind to the shift"
+    assert len(warm["chunks"]) == 3, "chunks that left the window are forgotten"
+
+
 def test_mmd_permutation_test_counts_the_splits_at_least_as_extreme():
     config = metric(AlibiDetectMmdDriftMetric, num_permutations=30, p_val=0.05)
     pooled_same, pooled_shift = np.concatenate([SAME_A, SAME_B]), np.concatenate([SAME_A, SHIFTED])

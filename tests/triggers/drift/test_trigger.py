@@ -43,22 +43,33 @@ class Index:
 
 
 class Vectors:
-    """Sample i's vector is values[i - 1]; remembers which samples each array it made holds."""
+    """Sample i's vector is values[i - 1]; `tagged`: (values[i - 1], i), so `keys` tells an array's samples by its
+    second column (`measured` strips it before measuring). Remembers the samples of each read."""
 
-    def __init__(self, values, models=(0, 1, 2, 3, 4, 5, 6, 7, 8)) -> None:
-        self.values, self.models, self.made = values, set(models), []
+    def __init__(self, values, models=(0, 1, 2, 3, 4, 5, 6, 7, 8), tagged=False) -> None:
+        self.values, self.models, self.made, self.tagged = values, set(models), [], tagged
 
     def model(self, pid, config, index):
         return object() if index in self.models else None
 
     def vectors(self, pid, config, rows, model_index):
         keys = rows["key"].to_pylist()
-        array = np.array([[self.values[int(k[1:]) - 1]] for k in keys], dtype=np.float64)
-        self.made.append((array, keys))
+        array = np.array([[self.values[int(k[1:]) - 1], int(k[1:])][: 1 + self.tagged] for k in keys], np.float64)
+        self.made.append(keys)
         return array, np.ones(len(keys), bool)
 
-    def keys(self, array) -> list[str]:
-        return next(keys for made, keys in self.made if made is array)
+    @staticmethod
+    def keys(array) -> list[str]:
+        return [f"k{int(i):03d}" for i in array[:, 1]]
+
+    def measured(self, compared: list):
+        """`measure` on the values alone, noting the samples of the windows it compares in `compared`."""
+
+        def measured(metric, ref, cur, seed, cache=None, chunks=None):
+            compared.append((self.keys(ref), self.keys(cur)))
+            return measure(metric, ref[:, :1], cur[:, :1], seed, cache)
+
+        return measured
 
 
 def config_with(trigger: dict):
@@ -110,13 +121,8 @@ DRIFT = {"id": "DataDriftTrigger", "evaluation_interval_data_points": 2, "featur
 
 def test_windows_are_modyn_s_and_the_distance_decides(monkeypatch):
     values = [0.0] * 6 + [10.0] * 8 + [30.0] * 6  # shifts at samples 7 and 15
-    vectors, compared = Vectors(values), []
-
-    def measured(metric, ref, cur, seed, cache=None):
-        compared.append((vectors.keys(ref), vectors.keys(cur)))
-        return measure(metric, ref, cur, seed, cache)
-
-    monkeypatch.setattr(trigger, "measure", measured)
+    vectors, compared = Vectors(values, tagged=True), []
+    monkeypatch.setattr(trigger, "measure", vectors.measured(compared))
     decisions, state, _ = run(DriftDetector(vectors), config_with(DRIFT), Index(20))
     fired = [d.point.event_time for d in decisions if d.fired]
     expected, windows = modyn_amount_windows(values, 2, 4, 3, threshold=6.0)
@@ -124,7 +130,10 @@ def test_windows_are_modyn_s_and_the_distance_decides(monkeypatch):
     assert fired == expected == [2, 8, 16, 18]
     assert decisions[0].phase == "first" and all(d.phase == "detection" for d in decisions[1:])
     assert compared == [tuple(pair) for pair in windows]
-    assert len(vectors.made) == len(compared) + len(fired), "each reference read and embedded once"
+    references = [keys for keys in vectors.made if keys in [ref for ref, _ in compared]]
+    assert len(references) == len(fired), "each reference read and embedded once"
+    current = [key for keys in vectors.made if keys not in references for key in keys]
+    assert sorted(current) == sorted(set(current)), "each current sample read once: the next window reuses it"
     assert "shift 6.66667 vs 6 fired" in decisions[3].reason
     assert state.reset == Boundary(18, "k018") and state.evaluations == 10
 
@@ -151,13 +160,8 @@ def test_the_warmup_policy_decides_first_and_dynamic_criteria_calibrate_on_its_i
                                     "decision_criterion": {"id": "DynamicQuantileThresholdCriterion",
                                                            "window_size": 5, "quantile": 0.1}}}}  # fmt: skip
     values = [0.0, 1.0, 0.0, 2.0, 2.0, 2.0, 0.0, 1.0, 0.0, 1.0, 20.0, 20.0]
-    vectors, compared = Vectors(values), []
-
-    def measured(metric, ref, cur, seed, cache=None):
-        compared.append((vectors.keys(ref), vectors.keys(cur)))
-        return measure(metric, ref, cur, seed, cache)
-
-    monkeypatch.setattr(trigger, "measure", measured)
+    vectors, compared = Vectors(values, tagged=True), []
+    monkeypatch.setattr(trigger, "measure", vectors.measured(compared))
     decisions = run(DriftDetector(vectors), config_with(policy), Index(12))[0]
     # At the third warmup point (sample 6) each warmup reference (ending at 2, 2, 4: the first interval's own
     # samples, then the references before each reset) meets the one current window of that interval, (4, 6].
