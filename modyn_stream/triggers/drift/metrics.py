@@ -29,6 +29,7 @@ from modyn_stream.pipeline.schema.drift import (
 
 BLOCK_ROWS = 1024
 BOOTSTRAPS = 100
+SMALLEST_EXPONENT = -87.0  # e^-87: about float32's smallest normal number
 
 
 @dataclass(frozen=True)
@@ -70,20 +71,34 @@ def median_bandwidth(x: torch.Tensor) -> float:
     return float(torch.kthvalue(squared, max(len(squared) // 2, 1)).values * 0.5) ** 0.5
 
 
+def _kernel(a: torch.Tensor, b: torch.Tensor, gamma: float, b_norms: torch.Tensor | None = None) -> torch.Tensor:
+    """exp(-gamma |a_i - b_j|²), the squared distances as |a|² + |b|² - 2 a.b (one matrix product, as cdist
+    computes them, without its square root to undo). Values below float32's smallest normal number count as it
+    (e^-87, 1.6e-38): CPUs compute denormal numbers ten times slower, and far-apart embeddings give many."""
+    b_norms = b.square().sum(dim=1) if b_norms is None else b_norms
+    squared = torch.addmm(b_norms[None, :], a, b.T, alpha=-2).add_(a.square().sum(dim=1)[:, None]).clamp_min_(0)
+    return squared.mul_(-gamma).clamp_min_(SMALLEST_EXPONENT).exp_()
+
+
 def _kernel_blocks(a: torch.Tensor, b: torch.Tensor, gamma: float):
-    """exp(-gamma |a_i - b_j|²) in row blocks of a (float32: half the time of float64, sums kept in float64)."""
+    """exp(-gamma |a_i - b_j|²) in row blocks of a (float32: half the time of float64, sums kept in float64), both
+    moved by b's mean first: distances stay, and near rows far from the origin (ReLU embeddings are all positive)
+    lose no precision to |a|² + |b|² - 2 a.b."""
+    center = b.mean(dim=0)
+    b = b - center
+    b_norms = b.square().sum(dim=1)
     for start in range(0, len(a), BLOCK_ROWS):
-        yield start, torch.cdist(a[start : start + BLOCK_ROWS], b).square_().mul_(-gamma).exp_()
+        yield start, _kernel(a[start : start + BLOCK_ROWS] - center, b, gamma, b_norms)
 
 
 def kernel_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, same: bool = False) -> float:
     """The sum of the kernel matrix of a and b; `same` (b is a): without its diagonal, from its upper half."""
     if not same:
         return sum(float(block.sum(dtype=torch.float64)) for _, block in _kernel_blocks(a, b, gamma))
-    total = 0.0
+    total, a = 0.0, a - a.mean(dim=0)  # moved as in _kernel_blocks
     for start in range(0, len(a), BLOCK_ROWS):
         rows = a[start : start + BLOCK_ROWS]
-        block = torch.cdist(rows, a[start:]).square_().mul_(-gamma).exp_()
+        block = _kernel(rows, a[start:], gamma)
         own = block[:, : len(rows)]  # rows against themselves: counted once, without the diagonal
         total += 2 * float(block.sum(dtype=torch.float64)) - float(own.sum(dtype=torch.float64))
         total -= float(own.diagonal().sum(dtype=torch.float64))

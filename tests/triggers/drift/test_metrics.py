@@ -45,6 +45,10 @@ def test_mmd_is_the_unbiased_estimate_with_the_reference_bandwidth(monkeypatch):
         result = measure(metric(AlibiDetectMmdDriftMetric), SAME_A, cur, seed=0)
         assert result.distance == pytest.approx(direct_mmd2(SAME_A, cur), abs=1e-7)  # kernels in float32
         assert result.test_drift is None and result.p_val is None  # no permutations, no threshold: no test
+    far = SAME_B + 40.0  # kernel values across the windows below float32's smallest normal number
+    assert measure(metric(AlibiDetectMmdDriftMetric), SAME_A, far, 0).distance == pytest.approx(
+        direct_mmd2(SAME_A, far), abs=1e-7
+    )
     assert measure(metric(AlibiDetectMmdDriftMetric), SAME_A, SHIFTED, 0).distance > 0.3
     assert abs(measure(metric(AlibiDetectMmdDriftMetric), SAME_A, SAME_B, 0).distance) < 0.05
 
