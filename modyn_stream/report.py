@@ -50,15 +50,27 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
     )
     triggers = store.query(
         "SELECT t.trigger_index, toUnixTimestamp64Milli(t.boundary_event_time), t.num_new_samples, "
-        "m.num_samples, m.timings_s['train'], m.timings_s['total'], m.final_loss, t.reason "
+        "m.num_samples, m.samples_trained, m.timings_s['train'], m.timings_s['downsample'], m.timings_s['total'], "
+        "m.final_loss, t.reason "
         "FROM triggers AS t FINAL LEFT JOIN (SELECT * FROM models FINAL WHERE pipeline_id = {p:String}) AS m "
         "ON t.trigger_index = m.trigger_index WHERE t.pipeline_id = {p:String} ORDER BY t.trigger_index",
         {"p": pid},
     )
     _write_csv(out / "evaluations.csv", ["trigger", "model", "dataset", "window_start", "window_end", "metric",
                                          "value", "samples"], evaluations)  # fmt: skip
-    _write_csv(out / "triggers.csv", ["trigger", "boundary", "new_samples", "training_set", "train_s", "total_s",
-                                      "final_loss", "reason"], triggers)  # fmt: skip
+    columns = [
+        "trigger",
+        "boundary",
+        "new_samples",
+        "training_set",
+        "samples_trained",
+        "train_s",
+        "downsample_s",
+        "total_s",
+        "final_loss",
+        "reason",
+    ]
+    _write_csv(out / "triggers.csv", columns, triggers)
     decisions = _policy_decisions(store, pid)
     if decisions:
         _write_csv(out / "decisions.csv", DECISION_COLUMNS, decisions)
@@ -78,9 +90,10 @@ def write_report(store: MetadataStore, pid: str, out: Path, title: str) -> Path:
         _write_csv(out / f"active_{stem}.csv", ["window_start", "trigger", "value"], active)
         line = _line(out / f"active_{stem}.png", {title: active}, metric, f"active model, {dataset}")
         sections.append(f"<h2>{html.escape(dataset)}: {html.escape(metric)}</h2>{_img(heatmap)}{_img(line)}")
-    sections.append("<h2>Triggers</h2>" + _table(["trigger", "boundary", "new samples", "training set", "train s",
-                                                  "total s", "final loss"],
-                                                 [[t[0], format_time(t[1]), *t[2:7]] for t in triggers]))  # fmt: skip
+    sections.append("<h2>Triggers</h2>" + _table(["trigger", "boundary", "new samples", "training set",
+                                                  "samples trained", "train s", "downsample s", "total s",
+                                                  "final loss"],
+                                                 [[t[0], format_time(t[1]), *t[2:9]] for t in triggers]))  # fmt: skip
     if decisions:
         sections.append("<h2>Trigger decisions</h2>" + _table(DECISION_COLUMNS, decisions))
     page = out / "report.html"

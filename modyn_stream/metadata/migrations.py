@@ -258,4 +258,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE trigger_evaluations ADD COLUMN IF NOT EXISTS skipped_keys Array(String)",
         ),
     ),
+    Migration(
+        7,
+        "the samples each model version was trained on after downsampling",
+        ("ALTER TABLE models ADD COLUMN IF NOT EXISTS samples_trained Nullable(UInt64)",),
+    ),
 )

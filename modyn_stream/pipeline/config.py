@@ -78,11 +78,13 @@ class PipelineConfig(Strict):
         """Modyn's rule: batch-then-sample keeps `kept` of each batch, and batch_size / kept of those make a
         training batch, so kept must divide the batch size."""
         downsampling = self.selection_strategy.downsampling()
-        if downsampling is None or downsampling.sample_then_batch:  # RS2: its subsets are a function of the seed
+        if downsampling is None or downsampling.strategy == "RS2":  # RS2: its subsets are a function of the seed
             return self
         if self.training.checkpointing.activated:
             raise ValueError("training.checkpointing with downsampling is not applied by this version: a resumed "
                              "trigger would select other samples than the run it resumes")  # fmt: skip
+        if downsampling.sample_then_batch:  # a selection of the whole set, then batches of batch_size
+            return self
         size = self.training.batch_size
         kept = downsampling.kept(size)
         if size % kept:

@@ -66,6 +66,31 @@ def gradient_norms(outputs: torch.Tensor, targets: torch.Tensor, per_sample_loss
     return torch.linalg.vector_norm(gradients.reshape(len(outputs), -1), dim=1)
 
 
+def scores(config: DownsamplingConfig, model: nn.Module, x: torch.Tensor, targets: torch.Tensor, per_sample_loss):
+    """Each sample's score (on the CPU) under the model in eval mode, without gradients to the weights, as Modyn
+    scores: its loss, its gradient norm, or its certainty (the lower, the more uncertain)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            outputs = model(x)
+        if config.strategy == "Loss":
+            return per_sample_loss(outputs, targets).reshape(len(x), -1).mean(1).cpu()
+        if config.strategy == "GradNorm":
+            return gradient_norms(outputs, targets, per_sample_loss).cpu()
+        return uncertainty(outputs, config.score_metric).cpu()
+    finally:
+        model.train(was_training)
+
+
+def choose(config: DownsamplingConfig, scored: torch.Tensor, k: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """k of the scored samples (indices) and their weights: drawn in proportion to the score (Loss, GradNorm) or
+    the most uncertain (Uncertainty, weight 1)."""
+    if config.strategy in ("Loss", "GradNorm"):
+        return proportional(scored, k, generator)
+    return torch.argsort(scored, stable=True)[:k], torch.ones(k)
+
+
 def select(
     config: DownsamplingConfig,
     model: nn.Module,
@@ -75,28 +100,28 @@ def select(
     k: int,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The indices of the batch's samples to train on, and their weights."""
-    was_training = model.training
-    model.eval()  # scored as Modyn does: in eval mode, without gradients to the weights
-    try:
-        with torch.no_grad():
-            outputs = model(x)
-        if config.strategy == "Loss":
-            chosen, weights = proportional(per_sample_loss(outputs, targets).reshape(len(x), -1).mean(1), k, generator)
-        elif config.strategy == "GradNorm":
-            chosen, weights = proportional(gradient_norms(outputs, targets, per_sample_loss), k, generator)
-        else:
-            chosen, weights = (
-                torch.argsort(uncertainty(outputs, config.score_metric).cpu(), stable=True)[:k],
-                torch.ones(k),
-            )
-        return chosen.to(x.device), weights.to(x.device)
-    finally:
-        model.train(was_training)
+    """The indices of the batch's samples to train on, and their weights (batch then sample)."""
+    chosen, weights = choose(config, scores(config, model, x, targets, per_sample_loss), k, generator)
+    return chosen.to(x.device), weights.to(x.device)
+
+
+def scored_subset(config: DownsamplingConfig, model, x, y, per_sample_loss, batch_size: int, generator, device):
+    """Sample then batch: (mask over the training set, the weights of the samples it keeps) from scoring all of
+    it in batches; `balance` keeps `ratio` of each class (in label order) instead of `ratio` of the whole."""
+    scored = torch.cat([scores(config, model, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device),
+                               per_sample_loss) for i in range(0, len(x), batch_size)])  # fmt: skip
+    groups = [torch.nonzero(y == label).flatten() for label in torch.unique(y)] if config.balance else [None]
+    mask, weights = torch.zeros(len(x), dtype=torch.bool), torch.zeros(len(x))
+    for members in groups:
+        members = torch.arange(len(x)) if members is None else members
+        chosen, kept_weights = choose(config, scored[members], config.kept(len(members)), generator)
+        mask[members[chosen]] = True
+        weights[members[chosen]] = kept_weights
+    return mask, weights[mask]
 
 
 def rs2_subsets(config: DownsamplingConfig, samples: int, epochs: int, generator: torch.Generator) -> list:
-    """For each epoch, a mask of the training set's samples (in manifest order) RS2 trains on."""
+    """For each epoch, (a mask of the training set's samples (in manifest order) RS2 trains on, None: weight 1)."""
     size = max(config.ratio * samples // config.ratio_max, 1)
     parts = max(samples // size, 1)
     masks, order = [], None
@@ -106,5 +131,5 @@ def rs2_subsets(config: DownsamplingConfig, samples: int, epochs: int, generator
         part = 0 if config.with_replacement else epoch % parts
         mask = torch.zeros(samples, dtype=torch.bool)
         mask[order[part * size : (part + 1) * size]] = True
-        masks.append(mask)
+        masks.append((mask, None))
     return masks

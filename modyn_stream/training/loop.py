@@ -19,7 +19,7 @@ from torch import nn
 from modyn_stream.pipeline.schema.selection import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import OptimizationCriterion, OptimizerConfig, TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
-from modyn_stream.training.downsampling import rs2_subsets, select
+from modyn_stream.training.downsampling import rs2_subsets, scored_subset, select
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.schedulers import build_scheduler
 
@@ -34,6 +34,7 @@ class TrainOutcome:
     final_loss: float | None = None
     losses: list[float] = field(default_factory=list)  # every `record_loss_every` batches
     train_s: float = 0.0
+    downsample_s: float = 0.0  # of train_s: scoring and selecting samples
     resumed_after: int = 0  # batches restored from a checkpoint
 
 
@@ -131,22 +132,38 @@ def train(
     saved = checkpointer.load() if checkpointer else None
     if saved:
         _restore(saved, model, optimizers, schedulers, scaler, outcome, device)
-    subsets = [None] * config.epochs_per_trigger  # sample then batch (RS2): which samples each epoch trains on
-    if downsampling is not None and downsampling.sample_then_batch:
+    subsets = [None] * config.epochs_per_trigger  # sample then batch: (mask, weights) of what each epoch trains on
+    stb = downsampling is not None and downsampling.sample_then_batch
+    if stb and downsampling.strategy == "RS2":
         subsets = rs2_subsets(downsampling, num_samples, config.epochs_per_trigger,
                               torch.Generator().manual_seed(seed * 7919))  # fmt: skip
     started = time.perf_counter()
+    if stb and downsampling.strategy != "RS2":
+        seen = list(chunks)  # scoring the whole set comes before the first epoch
+
+    def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return criterion(output, _target(y, config.optimization_criterion, output))
+
     for epoch in range(config.epochs_per_trigger):
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+        picks = torch.Generator().manual_seed(seed * 7919 + epoch)
+        if stb and downsampling.strategy != "RS2" and seen:  # a new selection every `period` epochs (0: once)
+            if epoch == 0 or (downsampling.period and epoch % downsampling.period == 0):
+                scoring = time.perf_counter()
+                x_all, y_all = torch.cat([c[0] for c in seen]), torch.cat([c[1] for c in seen])
+                subsets[epoch] = scored_subset(downsampling, model, x_all, y_all, per_sample_loss,
+                                               config.batch_size, picks, device)  # fmt: skip
+                outcome.downsample_s += time.perf_counter() - scoring
+            else:
+                subsets[epoch] = subsets[epoch - 1]
         source = (
             _first_epoch(chunks, seen, generator, config.shuffle, subsets[0])
-            if epoch == 0
+            if epoch == 0 and not seen
             else _later_epoch(seen, generator, config.shuffle, subsets[epoch])
         )
         batched = _batches(source, config.batch_size, config.drop_last_batch)
         if downsampling is not None and not downsampling.sample_then_batch:
-            picks = torch.Generator().manual_seed(seed * 7919 + epoch)
-            batched = _downsampled(batched, downsampling, model, device, config, criterion, picks)
+            batched = _downsampled(batched, downsampling, model, device, config, per_sample_loss, picks, outcome)
         for x, y, w in batched:
             if batches < outcome.resumed_after:  # trained before the checkpoint: same data, same order
                 batches += 1
@@ -220,19 +237,17 @@ def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Ten
     return y.to(output.dtype).reshape(output.shape)
 
 
-def _downsampled(batches, downsampling, model, device, config, criterion, generator) -> Iterator[Chunk]:
+def _downsampled(batches, downsampling, model, device, config, loss, generator, outcome) -> Iterator[Chunk]:
     """Each batch's kept part (Modyn's batch then sample), accumulated into batches of the batch size; the
-    samples' weights are the selection's times their selector weights."""
+    samples' weights are the selection's times their selector weights. Scoring time adds to the outcome's."""
     k = downsampling.kept(config.batch_size)
     pending: list[Chunk] = []
     count = 0
-
-    def loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return criterion(output, _target(y, config.optimization_criterion, output))
-
     for x, y, w in batches:
         x, y, w = x.to(device), y.to(device), w.to(device)
+        scoring = time.perf_counter()
         chosen, weights = select(downsampling, model, x, y, loss, min(k, len(x)), generator)
+        outcome.downsample_s += time.perf_counter() - scoring
         pending.append((x[chosen], y[chosen], w[chosen] * weights))
         count += len(chosen)
         if count >= config.batch_size:
@@ -243,12 +258,13 @@ def _downsampled(batches, downsampling, model, device, config, criterion, genera
 
 
 def _first_epoch(chunks: Iterable[Chunk], seen: list, generator, shuffle: bool, subset=None) -> Iterator[Chunk]:
-    """Each chunk as it arrives (its part in `subset`, a mask over the training set, if given), kept in `seen`."""
+    """Each chunk as it arrives (its part in `subset`, (a mask over the training set, None), if given), kept in
+    `seen`."""
     start = 0
     for x, y, w in chunks:
         seen.append((x, y, w))
         if subset is not None:
-            kept = subset[start : start + len(x)]
+            kept = subset[0][start : start + len(x)]
             start += len(x)
             x, y, w = x[kept], y[kept], w[kept]
         if shuffle:
@@ -261,8 +277,9 @@ def _later_epoch(seen: list, generator, shuffle: bool, subset=None) -> Iterator[
     if not seen:
         return
     x, y, w = (torch.cat(parts) for parts in zip(*seen, strict=True))
-    if subset is not None:
-        x, y, w = x[subset], y[subset], w[subset]
+    if subset is not None:  # (mask, the kept samples' selection weights or None)
+        mask, weights = subset
+        x, y, w = x[mask], y[mask], w[mask] if weights is None else w[mask] * weights.to(w.device)
     order = torch.randperm(len(x), generator=generator) if shuffle else torch.arange(len(x))
     yield x[order], y[order], w[order]
 

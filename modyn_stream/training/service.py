@@ -154,22 +154,23 @@ class TrainerService(TransactionalStage):
         self.fault("after_store")
         timings = {
             "fetch": loader.fetch_s, "decode": loader.decode_s,
-            "train": outcome.train_s,
+            "train": outcome.train_s, "downsample": outcome.downsample_s,
             "store": time.perf_counter() - stored, "total": time.perf_counter() - started,
         }  # fmt: skip
         out = {
             "pipeline_id": pid, "trigger_index": index, "model_id": model_id,
             "parent_model_id": metadata["parent_model_id"],
             "model_uri": ArtifactStore.uri(path), "model_sha256": sha, "manifest_sha256": event["manifest_sha256"],
-            "num_samples": manifest.num_rows, "epochs": outcome.epochs, "final_loss": outcome.final_loss,
+            "num_samples": manifest.num_rows, "epochs": outcome.epochs, "samples_trained": outcome.samples_passed,
+            "final_loss": outcome.final_loss,
             "timings_s": timings, "created_at": int(time.time() * 1000),
         }  # fmt: skip
         self.store.insert(
             "models",
             {
                 **{k: [out[k]] for k in ("pipeline_id", "trigger_index", "model_id", "parent_model_id", "model_uri",
-                                         "model_sha256", "manifest_sha256", "num_samples", "epochs", "final_loss",
-                                         "created_at")},
+                                         "model_sha256", "manifest_sha256", "num_samples", "epochs", "samples_trained",
+                                         "final_loss", "created_at")},
                 "timings_s": [timings],
             },
         )  # fmt: skip

@@ -4,6 +4,7 @@ import struct
 
 import pytest
 
+from modyn_stream._resources import resource_dir
 from modyn_stream.events import AvroSchema, EventCodec, EventDecodeError, EventEncodeError, SchemaSet
 from modyn_stream.events.codec import SINGLE_OBJECT_MAGIC
 
@@ -68,6 +69,7 @@ SAMPLES = {
         "manifest_sha256": "ab" * 32,
         "num_samples": 100,
         "epochs": 2,
+        "samples_trained": 150,
         "final_loss": 0.25,
         "timings_s": {"fetch": 0.5, "train": 1.5},
         "created_at": 12,
@@ -83,6 +85,22 @@ SAMPLES = {
         "value": 0.875,
         "num_samples": 64,
         "created_at": 13,
+    },
+    "TriggerEvaluation": {
+        "pipeline_id": "p",
+        "evaluation_index": 4,
+        "boundary_event_time": 1000,
+        "boundary_key": "k",
+        "phase": "detection",
+        "fired": False,
+        "trigger_index": None,
+        "model_trigger_index": 1,
+        "reference_samples": 200,
+        "current_samples": 150,
+        "results": [],
+        "skipped_keys": ["bad"],
+        "state": "{}",
+        "evaluated_at": 2000,
     },
     "PipelineEvent": {
         "pipeline_id": "p",
@@ -189,6 +207,16 @@ def test_history_folder_registers_older_writers(tmp_path):
     with pytest.raises(EventDecodeError, match="unknown schema fingerprint"):
         EventCodec().decode(data)  # the project's own history/ does not know this made-up version
     assert EventCodec(schemas=SchemaSet.load(schema_dir)).decode(data).record["key"] == "k"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (resource_dir("schemas") / "history").glob("*.avsc")))
+def test_events_written_by_the_project_s_older_schemas_still_decode(name):
+    old = AvroSchema.from_file(resource_dir("schemas") / "history" / name)
+    event_name = name.split(".")[0]
+    current = {f["name"] for f in json.loads(EventCodec().schemas.get(event_name).json)["fields"]}
+    record = {k: v for k, v in SAMPLES[event_name].items() if k in {f["name"] for f in json.loads(old.json)["fields"]}}
+    decoded = EventCodec().decode(EventCodec(schemas=SchemaSet([old])).encode(event_name, record)).record
+    assert set(decoded) == current and all(decoded[k] == v for k, v in record.items())
 
 
 def test_newer_writer_with_an_extra_field_is_read_by_the_current_reader():

@@ -171,6 +171,21 @@ def test_the_tabular_example_trains_an_mlp_on_label_balanced_sets(kafka_settings
     assert all(0 <= v <= 1 for v in by_metric["RocAuc"])
 
 
+def test_the_downsampling_example_trains_each_trigger_on_half_of_its_set_and_says_so(kafka_settings, tmp_path):
+    def change(config):
+        config["trigger"]["num_samples"] = 1000
+        config["training"]["epochs_per_trigger"] = 2
+
+    example = scaled_example(tmp_path, "digits_downsampling", change)
+    report = run_example(kafka_settings, tmp_path, example, "digits-downsampling")
+    triggers = rows(report / "triggers.csv", "training_set", "samples_trained", "train_s", "downsample_s")
+    assert len(triggers) == 3
+    for size, trained, train_s, downsample_s in triggers:
+        per_epoch = int(trained) / 2  # about half of each class, in full batches of 64 (drop_last_batch)
+        assert per_epoch % 64 == 0 and int(size) / 2 - 10 - 64 < per_epoch <= int(size) / 2, (size, trained)
+        assert 0 < float(downsample_s) < float(train_s), "scoring the whole set is part of training"
+
+
 def test_a_fresh_run_deletes_the_discarded_runs_topics_and_groups(kafka_settings, tmp_path):
     """Every `make run` starts fresh: without this, each would leave its namespace on the broker for good."""
     from confluent_kafka import Consumer, TopicPartition

@@ -146,12 +146,12 @@ def test_a_modyn_rs2_config_validates_as_modyn_s():
     [
         ({"strategy": "Loss", "ratio": 30},
          "(top level): selection_strategy.downsampling_config.ratio: keeps 9 of each batch of 32, which does not"),
-        ({"strategy": "Loss", "ratio": 50, "sample_then_batch": True},
-         "selection_strategy.downsampling_config: sample_then_batch (scoring the whole training set first) is not"),
+        ({"strategy": "Loss", "ratio": 50, "balance": True, "sample_then_batch": True},
+         "selection_strategy.downsampling_config: balance is not a field of Loss downsampling"),
         ({"strategy": "Loss", "ratio": 50, "score_metric": "Margin"},
          "selection_strategy.downsampling_config: score_metric is Uncertainty's"),
         ({"strategy": "Uncertainty", "ratio": 50, "score_metric": "Margin", "balance": True},
-         "selection_strategy.downsampling_config: balance (a selection per class) needs sample_then_batch"),
+         "selection_strategy.downsampling_config: balance (a selection per class of the whole training set) needs"),
         ({"strategy": "RS2", "ratio": 50},
          "selection_strategy.downsampling_config: with_replacement is RS2's, and RS2 needs it"),
         ({"strategy": "RS2", "ratio": 50, "with_replacement": True, "sample_then_batch": False},
@@ -167,6 +167,61 @@ def test_downsampling_that_is_not_applied_is_refused_in_one_line(downsampling, p
     data["selection_strategy"]["downsampling_config"] = downsampling
     problems = validate_data(data)[1]
     assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+class Confident(torch.nn.Module):
+    """Outputs (c, -c) for an input (id, c), so its confidence is |c|, fixed (a bias trained at lr 0); records the
+    ids each training step sees and counts the samples scored (forwards in eval mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias, self.seen, self.scored = torch.nn.Parameter(torch.zeros(2)), [], 0
+
+    def forward(self, x):
+        if self.training:
+            self.seen.append(x[:, 0].long().tolist())
+        else:
+            self.scored += len(x)
+        return torch.stack([x[:, 1], -x[:, 1]], dim=1) + self.bias
+
+
+def stb_epochs(downsampling: dict, epochs: int = 2) -> tuple[list[list[int]], Confident, object]:
+    """The ids each epoch trains on, sampling then batching 64 samples (ids 0-47 class 0, 48-63 class 1, the
+    confidence of id i is i: class 1 is the most confident) at 25%, batch 4."""
+    config = TrainingSection.model_validate({
+        "batch_size": 4, "seed": 3, "epochs_per_trigger": epochs,
+        "optimizers": [{"algorithm": "SGD", "param_groups": [{"config": {"lr": 0.0}}]}],
+        "optimization_criterion": {"name": "CrossEntropyLoss"},
+    })  # fmt: skip
+    ids = torch.arange(64, dtype=torch.float32)
+    x = torch.stack([ids, ids], dim=1)
+    y = (ids >= 48).long()
+    parts = [(x[i : i + 16], y[i : i + 16], torch.ones(16)) for i in range(0, 64, 16)]
+    model = Confident()
+    outcome = train(model, parts, config, trigger_index=0, num_samples=64, device=torch.device("cpu"),
+                    downsampling=DownsamplingConfig(ratio=25, sample_then_batch=True, **downsampling))  # fmt: skip
+    per_epoch = len(model.seen) // epochs
+    return [sorted(i for b in model.seen[e * per_epoch : (e + 1) * per_epoch] for i in b) for e in range(epochs)], \
+        model, outcome  # fmt: skip
+
+
+def test_sample_then_batch_scores_the_whole_set_and_balance_selects_per_class():
+    epochs, model, outcome = stb_epochs({"strategy": "Uncertainty", "score_metric": "LeastConfidence"})
+    assert epochs == [list(range(16))] * 2, "the 16 least confident of all 64"
+    assert model.scored == 2 * 64, "period 1: the whole set scored before each epoch"
+    assert outcome.samples_passed == 2 * 16 and outcome.downsample_s > 0
+    balanced = stb_epochs({"strategy": "Uncertainty", "score_metric": "LeastConfidence", "balance": True})[0]
+    assert balanced == [list(range(12)) + list(range(48, 52))] * 2, "a quarter of each class: 12 and 4"
+
+
+@pytest.mark.parametrize(("period", "scorings"), [(0, 1), (2, 2), (1, 4)])
+def test_sample_then_batch_selects_again_every_period_epochs(period, scorings):
+    epochs, model, _ = stb_epochs({"strategy": "Loss", "period": period}, epochs=4)
+    assert model.scored == scorings * 64
+    assert all(len(e) == 16 for e in epochs)
+    if period == 0:
+        assert epochs[0] == epochs[3], "once per trigger: the same selection every epoch"
+    assert epochs == stb_epochs({"strategy": "Loss", "period": period}, epochs=4)[0], "same seed, same selection"
 
 
 def test_downsampling_with_checkpointing_is_refused():

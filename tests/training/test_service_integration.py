@@ -90,14 +90,16 @@ def trained(kafka_settings, clickhouse_dsn, tmp_path):
 
 
 def test_two_triggers_give_two_model_versions_exactly_once(trained):
-    store, _, pid, _, versions, _ = trained
+    store, _, pid, config, versions, _ = trained
     assert [v["trigger_index"] for v in versions] == [0, 1], "one version per trigger despite the crash"
+    full = 300 // config.training.batch_size * config.training.batch_size  # drop_last_batch
     assert [v["parent_model_id"] for v in versions] == [None, f"{pid}/0"]
     for version in versions:
         state, metadata = load_model(version["model_uri"], version["model_sha256"])
         assert metadata["model_id"] == version["model_id"] and "head.weight" in state
         assert version["num_samples"] == 300 and version["epochs"] == 1 and version["final_loss"] > 0
-        assert set(version["timings_s"]) == {"fetch", "decode", "train", "store", "total"}
+        assert set(version["timings_s"]) == {"fetch", "decode", "train", "downsample", "store", "total"}
+        assert version["samples_trained"] == full and version["timings_s"]["downsample"] == 0, "no downsampling"
     rows = store.query("SELECT trigger_index, model_sha256 FROM models FINAL WHERE pipeline_id = {p:String} "
                        "ORDER BY trigger_index", {"p": pid})  # fmt: skip
     assert rows == [(v["trigger_index"], v["model_sha256"]) for v in versions]

@@ -137,12 +137,11 @@ class DownsamplingConfig(Strict):
                 raise ValueError("RS2 samples the whole training set every epoch: it takes sample_then_batch: true "
                                  "and period: 1 (its defaults, as in Modyn), and no balance")  # fmt: skip
             return self
-        if self.sample_then_batch:
-            raise ValueError("sample_then_batch (scoring the whole training set first) is not applied by this "
-                             f"version for {self.strategy}; batch then sample (sample_then_batch: false) is, and "
-                             "RS2 samples then batches")  # fmt: skip
-        if self.balance:
-            raise ValueError("balance (a selection per class) needs sample_then_batch, which is not applied yet")
+        if self.balance and self.strategy in ("Loss", "GradNorm"):
+            raise ValueError(f"balance is not a field of {self.strategy} downsampling (as in Modyn)")
+        if self.balance and not self.sample_then_batch:
+            raise ValueError("balance (a selection per class of the whole training set) needs sample_then_batch: "
+                             "true")  # fmt: skip
         return self
 
 
