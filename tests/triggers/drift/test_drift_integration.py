@@ -69,24 +69,7 @@ def by_pipeline(events: list[dict], pid: str, index: str) -> list[dict]:
 
 def test_drift_on_raw_features_fires_where_the_stream_shifts_once_across_a_crash(kafka_settings, store, stream):
     pid = register_pipeline(pipeline("drifting", {**DRIFT, "features": "raw"}), kafka_settings, store)
-    crashes = {"left": 1}
-
-    class Crash(Exception):
-        pass
-
-    def fault(point):
-        if crashes["left"]:
-            crashes["left"] -= 1
-            raise Crash(point)
-
-    for _ in range(2):  # crash right after committing the first trigger, then resume from the topics
-        service = TriggerService(kafka_settings, store, fault=fault)
-        try:
-            service.step()
-        except Crash:
-            continue
-        finally:
-            service.close()
+    assert crash_and_resume(kafka_settings, store, at_commit=1), "crashed right after committing the first trigger"
     names = TopicNames(kafka_settings.namespace)
     triggers = by_pipeline(records(kafka_settings, names.triggers), pid, "trigger_index")
     assert [(t["boundary_event_time"], t["boundary_key"]) for t in triggers] == [
@@ -111,6 +94,31 @@ def test_drift_on_raw_features_fires_where_the_stream_shifts_once_across_a_crash
     )
     assert [(i, f) for i, f, _ in projected] == [(e["evaluation_index"], e["fired"]) for e in evaluations]
     assert projected[3][2] == ["ks", "mmd"]
+
+
+def crash_and_resume(kafka_settings, store, at_commit: int) -> bool:
+    """One trigger-service step that crashes right after its `at_commit`-th committed trigger, then a new service
+    resuming from the topics; whether it crashed."""
+    commits = {"seen": 0}
+
+    class Crash(Exception):
+        pass
+
+    def fault(point):
+        commits["seen"] += 1
+        if commits["seen"] == at_commit:
+            raise Crash(point)
+
+    for attempt in range(2):
+        service = TriggerService(kafka_settings, store, fault=fault)
+        try:
+            service.step()
+        except Crash:
+            continue
+        finally:
+            service.close()
+        return attempt == 1
+    return False
 
 
 def fake_training(store, artifacts: ArtifactStore, config, pid: str, index: int, weights=None) -> None:
@@ -251,23 +259,10 @@ def test_sliding_windows_decide_the_same_after_a_restart_that_kept_nothing(kafka
         service.step()
     restarted = register_pipeline(config.model_copy(update={"pipeline": config.pipeline.model_copy(
         update={"name": "restarted"})}), kafka_settings, store)  # fmt: skip
-    commits = {"seen": 0}
-
-    def crash_at_the_second_trigger(point):
-        commits["seen"] += 1
-        if commits["seen"] == 2:
-            raise RuntimeError(point)
-
-    for _ in range(2):  # the resumed service reads every window afresh; the steady one reused its chunks
-        service = TriggerService(kafka_settings, store, fault=crash_at_the_second_trigger)
-        try:
-            service.step()
-        except RuntimeError:
-            continue
-        finally:
-            service.close()
+    # the resumed service reads every window afresh; the steady one reused its chunks
+    assert crash_and_resume(kafka_settings, store, at_commit=2), "crashed at the second trigger"
     evaluations = records(kafka_settings, TopicNames(kafka_settings.namespace).trigger_evaluations)
     decided = [[(e["fired"], e["current_samples"], [(r["metric"], r["value"]) for r in e["results"]])
                 for e in by_pipeline(evaluations, pid, "evaluation_index")] for pid in (steady, restarted)]  # fmt: skip
-    assert commits["seen"] >= 2 and decided[0] == decided[1], "bit for bit the same distances"
+    assert decided[0] == decided[1], "bit for bit the same distances"
     assert [samples for _, samples, _ in decided[0]] == [0, 400, 600, 600, 600, 600], "windows of 3 chunks"
