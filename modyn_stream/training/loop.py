@@ -134,11 +134,12 @@ def train(
         _restore(saved, model, optimizers, schedulers, scaler, outcome, device)
     subsets = [None] * config.epochs_per_trigger  # sample then batch: (mask, weights) of what each epoch trains on
     stb = downsampling is not None and downsampling.sample_then_batch
-    if stb and downsampling.strategy == "RS2":
+    scores_the_set = stb and downsampling.strategy != "RS2"  # sample then batch with a scoring strategy
+    if stb and not scores_the_set:
         subsets = rs2_subsets(downsampling, num_samples, config.epochs_per_trigger,
                               torch.Generator().manual_seed(seed * 7919))  # fmt: skip
     started = time.perf_counter()
-    if stb and downsampling.strategy != "RS2":
+    if scores_the_set:
         seen = list(chunks)  # scoring the whole set comes before the first epoch
 
     def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -147,7 +148,7 @@ def train(
     for epoch in range(config.epochs_per_trigger):
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         picks = torch.Generator().manual_seed(seed * 7919 + epoch)
-        if stb and downsampling.strategy != "RS2" and seen:  # a new selection every `period` epochs (0: once)
+        if scores_the_set and seen:  # a new selection every `period` epochs (0: once)
             if epoch == 0 or (downsampling.period and epoch % downsampling.period == 0):
                 scoring = time.perf_counter()
                 x_all, y_all = torch.cat([c[0] for c in seen]), torch.cat([c[1] for c in seen])
