@@ -1,5 +1,7 @@
 """In-trainer downsampling, batch then sample (Modyn's BtS): each batch is scored by the current model, a
-`ratio` of `ratio_max` of it is kept, and kept samples are trained on with weights, as Modyn's trainer does.
+`ratio` of `ratio_max` of it is kept, and kept samples are trained on with weights, as Modyn's trainer does;
+sample then batch scores the whole training set the same way and keeps a ratio of it. The coreset strategies
+(KcenterGreedy, Submodular, Craig, GradMatch) are in training/coresets.py.
 
 * `Loss`: kept at random with probability proportional to the loss (without replacement, from the seeded
   generator), weighted 1 / (N p) to keep the gradient unbiased (Katharopoulos & Fleuret 2018).
@@ -28,6 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+from modyn_stream.training.coresets import (
+    craig,
+    grad_match,
+    k_center_greedy,
+    last_layer_gradients,
+    output_gradients,
+    submodular,
+)
+from modyn_stream.training.embeddings import forward_with_embeddings
 
 
 def proportional(scores: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,37 +69,49 @@ def uncertainty(outputs: torch.Tensor, metric: str) -> torch.Tensor:
 
 def gradient_norms(outputs: torch.Tensor, targets: torch.Tensor, per_sample_loss: Callable) -> torch.Tensor:
     """Norms of each sample's loss gradient with respect to the model's outputs."""
-    if isinstance(per_sample_loss, nn.CrossEntropyLoss) and outputs.dim() == 2:  # closed form: softmax - one hot
-        return torch.linalg.vector_norm(F.softmax(outputs, dim=1) - F.one_hot(targets, outputs.shape[1]), dim=1)
-    outputs = outputs.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (gradients,) = torch.autograd.grad(per_sample_loss(outputs, targets).sum(), outputs)
-    return torch.linalg.vector_norm(gradients.reshape(len(outputs), -1), dim=1)
+    return torch.linalg.vector_norm(output_gradients(outputs, targets, per_sample_loss), dim=1)
 
 
 def scores(config: DownsamplingConfig, model: nn.Module, x: torch.Tensor, targets: torch.Tensor, per_sample_loss):
-    """Each sample's score (on the CPU) under the model in eval mode, without gradients to the weights, as Modyn
-    scores: its loss, its gradient norm, or its certainty (the lower, the more uncertain)."""
+    """What the strategy selects by (on the CPU), under the model in eval mode, without gradients to the weights,
+    as Modyn scores: each sample's loss, gradient norm or certainty (the lower, the more uncertain), or for the
+    coreset strategies (training/coresets.py) a row per sample, its embedding or its last-layer gradient."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            outputs = model(x)
+            with_embedding = (
+                config.strategy == "KcenterGreedy" or config.full_grad_approximation == "LastLayerWithEmbedding"
+            )
+            outputs, embeddings = forward_with_embeddings(model, x) if with_embedding else (model(x), None)
         if config.strategy == "Loss":
             return per_sample_loss(outputs, targets).reshape(len(x), -1).mean(1).cpu()
         if config.strategy == "GradNorm":
             return gradient_norms(outputs, targets, per_sample_loss).cpu()
-        return uncertainty(outputs, config.score_metric).cpu()
+        if config.strategy == "Uncertainty":
+            return uncertainty(outputs, config.score_metric).cpu()
+        if config.strategy == "KcenterGreedy":
+            return embeddings.cpu()
+        return last_layer_gradients(output_gradients(outputs, targets, per_sample_loss), embeddings).cpu()
     finally:
         model.train(was_training)
 
 
-def choose(config: DownsamplingConfig, scored: torch.Tensor, k: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """k of the scored samples (indices) and their weights: drawn in proportion to the score (Loss, GradNorm) or
-    the most uncertain (Uncertainty, weight 1)."""
+def choose(config: DownsamplingConfig, scored: torch.Tensor, labels: torch.Tensor, k: int, generator):
+    """k of the scored samples (indices) and their weights: drawn in proportion to the score (Loss, GradNorm), the
+    most uncertain (Uncertainty, weight 1), or a coreset of their rows (training/coresets.py)."""
     if config.strategy in ("Loss", "GradNorm"):
         return proportional(scored, k, generator)
-    return torch.argsort(scored, stable=True)[:k], torch.ones(k)
+    if config.strategy == "Uncertainty":
+        return torch.argsort(scored, stable=True)[:k], torch.ones(k)
+    if config.strategy == "KcenterGreedy":
+        return k_center_greedy(scored, k, generator), torch.ones(min(k, len(scored)))
+    if config.strategy == "Submodular":
+        return submodular(scored, k, config.submodular_function, config.submodular_optimizer,
+                          config.selection_batch, generator)  # fmt: skip
+    if config.strategy == "Craig":
+        return craig(scored, labels.cpu(), k, config.greedy, config.selection_batch, generator)
+    return grad_match(scored, k)
 
 
 def select(
@@ -101,7 +124,8 @@ def select(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The indices of the batch's samples to train on, and their weights (batch then sample)."""
-    chosen, weights = choose(config, scores(config, model, x, targets, per_sample_loss), k, generator)
+    scored = scores(config, model, x, targets, per_sample_loss)
+    chosen, weights = choose(config, scored, targets, k, generator)
     return chosen.to(x.device), weights.to(x.device)
 
 
@@ -114,7 +138,7 @@ def scored_subset(config: DownsamplingConfig, model, x, y, per_sample_loss, batc
     mask, weights = torch.zeros(len(x), dtype=torch.bool), torch.zeros(len(x))
     for members in groups:
         members = torch.arange(len(x)) if members is None else members
-        chosen, kept_weights = choose(config, scored[members], config.kept(len(members)), generator)
+        chosen, kept_weights = choose(config, scored[members], y[members], config.kept(len(members)), generator)
         mask[members[chosen]] = True
         weights[members[chosen]] = kept_weights
     return mask, weights[mask]

@@ -17,8 +17,8 @@ READ_BY_THE_SCHEMA = {
     # checked against its metric by validation: each one allowed gives the metric's own score
     "output_transformer",
     # refused when given: trust (from the operator only), tokenizers and drift preprocessors (until Modyn's text
-    # models land), balanced downsampling (until sample-then-batch lands)
-    "trusted", "tokenizer", "balance", "preprocessor",
+    # models land)
+    "trusted", "tokenizer", "preprocessor",
     # one value allowed, the one computed
     "kernel",
     # downsampling: a strategy but No is refused; with No, each field given gets a note (its notes())

@@ -74,12 +74,35 @@ class PresamplingConfig(Strict):
         return self
 
 
-APPLIED_DOWNSAMPLING = ("Loss", "GradNorm", "Uncertainty", "RS2")  # the rest are refused until they are applied
+GREEDY = Literal["NaiveGreedy", "LazyGreedy", "StochasticGreedy", "ApproximateLazyGreedy"]
+APPLIED_DOWNSAMPLING = ("Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RS2")
+GRADIENT_STRATEGIES = ("GradMatch", "Craig", "Submodular")  # on last-layer gradients, `full_grad_approximation`
+OWNERS = {  # a strategy's own fields (as in Modyn): refused with any other strategy
+    "score_metric": ("Uncertainty",),
+    "with_replacement": ("RS2",),
+    "balance": ("Uncertainty", "KcenterGreedy", *GRADIENT_STRATEGIES),
+    "full_grad_approximation": GRADIENT_STRATEGIES,
+    "selection_batch": ("Craig", "Submodular"),
+    "greedy": ("Craig",),
+    "submodular_function": ("Submodular",),
+    "submodular_optimizer": ("Submodular",),
+}
+DEFAULTS = {  # Modyn's defaults of those fields, per strategy (RS2 only samples then batches)
+    "RS2": {"sample_then_batch": True},
+    "GradMatch": {"full_grad_approximation": "LastLayer"},
+    "Craig": {"full_grad_approximation": "LastLayer", "selection_batch": 64, "greedy": "NaiveGreedy"},
+    "Submodular": {
+        "full_grad_approximation": "LastLayer",
+        "selection_batch": 64,
+        "submodular_optimizer": "NaiveGreedy",
+    },
+}
+REQUIRED = {"Uncertainty": "score_metric", "RS2": "with_replacement", "Submodular": "submodular_function"}
 
 
 class DownsamplingConfig(Strict):
-    """In-trainer downsampling (training/downsampling.py): a `ratio` of `ratio_max` of each batch is kept, or
-    (RS2, sample then batch) of the whole training set each epoch."""
+    """In-trainer downsampling (training/downsampling.py, training/coresets.py): a `ratio` of `ratio_max` of each
+    batch is kept, or (sample then batch) of the whole training set each `period` epochs."""
 
     strategy: Literal[
         "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2", "No"
@@ -95,6 +118,16 @@ class DownsamplingConfig(Strict):
         description="RS2's: a new random subset each epoch (true), or a different part of one shuffle each "
         "epoch until all were trained on (false).",
     )
+    full_grad_approximation: Literal["LastLayer", "LastLayerWithEmbedding"] | None = Field(
+        None,
+        description="GradMatch's, Craig's, Submodular's: the gradient at the last layer's bias, or its weights too.",
+    )
+    selection_batch: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Craig's, Submodular's: similarity rows summed at a time (memory, never the picks)."
+    )
+    greedy: GREEDY | None = Field(None, description="Craig's greedy optimiser.")
+    submodular_function: Literal["FacilityLocation", "GraphCut", "LogDeterminant"] | None = None
+    submodular_optimizer: GREEDY | None = Field(None, description="Submodular's greedy optimiser.")
 
     def notes(self) -> list[str]:
         if self.strategy == "No":
@@ -108,16 +141,14 @@ class DownsamplingConfig(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _not_applied_yet(cls, data: Any) -> Any:
+    def _defaults_and_not_applied(cls, data: Any) -> Any:
         strategy = data.get("strategy", "No") if isinstance(data, dict) else "No"
-        if strategy == "RS2":  # Modyn's RS2 config has sample_then_batch fixed to true
-            data = {"sample_then_batch": True, **data}
         if strategy not in ("No", *APPLIED_DOWNSAMPLING):  # accepted and not applied would train on all the data
             raise ValueError(
                 f"{strategy} downsampling is not applied by this version (it would train on all the data); "
                 f"applied: {', '.join(APPLIED_DOWNSAMPLING)}"
             )
-        return data
+        return {**DEFAULTS.get(strategy, {}), **data} if isinstance(data, dict) else data
 
     def kept(self, batch_size: int) -> int:
         """How many samples of a batch are kept (at least one)."""
@@ -128,17 +159,17 @@ class DownsamplingConfig(Strict):
         _ratio_within(self.ratio, self.ratio_max)
         if self.strategy == "No":
             return self
-        if (self.strategy == "RS2") != (self.with_replacement is not None):
-            raise ValueError("with_replacement is RS2's, and RS2 needs it")
-        if (self.strategy == "Uncertainty") != (self.score_metric is not None):
-            raise ValueError("score_metric is Uncertainty's, and Uncertainty needs one")
+        for name, owners in OWNERS.items():
+            if name in self.model_fields_set and self.strategy not in owners:
+                raise ValueError(f"{name} is not a field of {self.strategy} downsampling (it is "
+                                 f"{', '.join(owners)}'s, as in Modyn)")  # fmt: skip
+        if self.strategy in REQUIRED and getattr(self, REQUIRED[self.strategy]) is None:
+            raise ValueError(f"{self.strategy} downsampling needs {REQUIRED[self.strategy]}")
         if self.strategy == "RS2":
-            if not self.sample_then_batch or self.period != 1 or self.balance:
+            if not self.sample_then_batch or self.period != 1:
                 raise ValueError("RS2 samples the whole training set every epoch: it takes sample_then_batch: true "
-                                 "and period: 1 (its defaults, as in Modyn), and no balance")  # fmt: skip
+                                 "and period: 1 (its defaults, as in Modyn)")  # fmt: skip
             return self
-        if self.balance and self.strategy in ("Loss", "GradNorm"):
-            raise ValueError(f"balance is not a field of {self.strategy} downsampling (as in Modyn)")
         if self.balance and not self.sample_then_batch:
             raise ValueError("balance (a selection per class of the whole training set) needs sample_then_batch: "
                              "true")  # fmt: skip
