@@ -77,19 +77,19 @@ class PipelineConfig(Strict):
     def _downsampled_batches_add_up(self) -> PipelineConfig:
         """Modyn's rule: batch-then-sample keeps `kept` of each batch, and batch_size / kept of those make a
         training batch, so kept must divide the batch size."""
-        downsampling = self.selection_strategy.downsampling()
-        if downsampling is None or downsampling.strategy == "RS2":  # RS2: its subsets are a function of the seed
-            return self
-        if self.training.checkpointing.activated:
-            raise ValueError("training.checkpointing with downsampling is not applied by this version: a resumed "
-                             "trigger would select other samples than the run it resumes")  # fmt: skip
-        if downsampling.sample_then_batch:  # a selection of the whole set, then batches of batch_size
-            return self
-        size = self.training.batch_size
-        kept = downsampling.kept(size)
-        if size % kept:
-            raise ValueError(
-                f"selection_strategy.downsampling_config.ratio: keeps {kept} of each batch of {size}, which does not "
-                "divide it: choose a ratio and batch_size so that the kept parts of several batches make one"
-            )
+        for where, downsampling in self.selection_strategy.downsamplers():
+            if downsampling.strategy in ("No", "RS2"):  # RS2: its subsets are a function of the seed
+                continue
+            if self.training.checkpointing.activated:
+                raise ValueError("training.checkpointing with downsampling is not applied by this version: a resumed "
+                                 "trigger would select other samples than the run it resumes")  # fmt: skip
+            if downsampling.sample_then_batch:  # a selection of the whole set, then batches of batch_size
+                continue
+            size = self.training.batch_size
+            kept = downsampling.kept(size)
+            if size % kept:
+                raise ValueError(
+                    f"{where}.ratio: keeps {kept} of each batch of {size}, which does not divide it: choose a ratio "
+                    "and batch_size so that the kept parts of several batches make one"
+                )
         return self

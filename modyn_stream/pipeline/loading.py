@@ -56,7 +56,7 @@ def _models_at(loc: tuple, root: type[BaseModel]) -> list[type[BaseModel]]:
         for model in models:
             if part in model.model_fields:
                 nested += _models_in(model.model_fields[part].annotation)
-        tagged = [m for m in models if _tag_of(m) == part]
+        tagged = [m for m in models if part in (_tag_of(m), m.__name__)]  # a callable discriminator's tag: the name
         models = nested or tagged or models  # dict keys (e.g. subtrigger names) keep the value models
     return models
 
@@ -74,7 +74,7 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 def _path(loc: tuple, root: type[BaseModel]) -> str:
     """`('trigger', 'DataAmountTrigger', 'num_samples')` -> `trigger.num_samples`; indices as [i]."""
     out = ""
-    tags = {t for t in (_tag_of(m) for m in _all_models(root)) if t}
+    tags = {t for m in _all_models(root) for t in (_tag_of(m), m.__name__) if t}
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"

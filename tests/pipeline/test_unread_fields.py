@@ -23,6 +23,8 @@ READ_BY_THE_SCHEMA = {
     "kernel",
     # downsampling: a strategy but No is refused; with No, each field given gets a note (its notes())
     "downsampling_config", "sample_then_batch", "period",
+    # Modyn's MultiDownsamplingConfig: the schema's downsampling(trigger) picks the downsampler the trainer runs
+    "downsampling_list", "downsampling_thresholds",
     # descriptive only
     "description", "version",
 }  # fmt: skip

@@ -245,3 +245,40 @@ def test_the_trainer_downsamples_only_after_the_warmup_triggers():
     config, problems = validate_data(data)
     assert not problems
     assert [config.selection_strategy.downsampling(i) is None for i in range(4)] == [True, True, False, False]
+
+
+def multi(thresholds: list[int], second: dict | None = None) -> dict:
+    return {"downsampling_list": [{"strategy": "Loss", "ratio": 50}, second or {"strategy": "No"},
+                                  {"strategy": "RS2", "ratio": 25, "with_replacement": True}],
+            "downsampling_thresholds": thresholds}  # fmt: skip
+
+
+def test_modyn_s_multi_downsampling_switches_downsamplers_at_its_thresholds():
+    data = modyn_format()
+    data["selection_strategy"] |= {"warmup_triggers": 1, "downsampling_config": multi([5, 10])}
+    config, problems = validate_data(data)
+    assert not problems
+    chosen = [config.selection_strategy.downsampling(i) for i in range(12)]
+    assert chosen[0] is None, "the warmup trigger trains on all its data"
+    assert [d.strategy for d in chosen[1:5]] == ["Loss"] * 4
+    assert chosen[5:10] == [None] * 5, "the second downsampler is No"
+    assert [d.strategy for d in chosen[10:]] == ["RS2"] * 2
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (multi([5]), "selection_strategy.downsampling_config: downsampling_thresholds: 3 downsamplers take 2 "
+                     "thresholds, not 1"),
+        (multi([5, 5]), "selection_strategy.downsampling_config: downsampling_thresholds must increase"),
+        (multi([5, 10], {"strategy": "GradNorm", "ratio": 30}),
+         "(top level): selection_strategy.downsampling_config.downsampling_list[1].ratio: keeps 9 of each batch of 32"),
+        (multi([5, 10], {"strategy": "GradNorm", "ratio": 50, "greedy": "LazyGreedy"}),
+         "selection_strategy.downsampling_config.downsampling_list[1]: greedy is not a field of GradNorm"),
+    ],
+)  # fmt: skip
+def test_a_wrong_multi_downsampling_is_refused_in_one_line_naming_its_place(config, problem):
+    data = modyn_format()
+    data["selection_strategy"]["downsampling_config"] = config
+    problems = validate_data(data)[1]
+    assert len(problems) == 1 and problems[0].startswith(problem), problems

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from modyn_stream.pipeline.schema.base import Strict, noted
 
@@ -42,6 +43,10 @@ class _Selection(Strict):
     def downsampling(self, trigger_index: int | None = None) -> DownsamplingConfig | None:
         """The in-trainer downsampling of this strategy (at `trigger_index`, if given), or None."""
         return None
+
+    def downsamplers(self) -> list[tuple[str, DownsamplingConfig]]:
+        """Every in-trainer downsampler that may run, with its path in the pipeline file."""
+        return []
 
 
 class NewDataStrategy(_Selection):
@@ -176,16 +181,57 @@ class DownsamplingConfig(Strict):
         return self
 
 
+class MultiDownsamplingConfig(Strict):
+    """Modyn's downsamplers switched at triggers: the i-th threshold is the first trigger of the (i+1)-th
+    downsampler ([A, B, C] with [5, 10]: A for triggers 0-4, B for 5-9, C from 10 on)."""
+
+    downsampling_list: Annotated[list[DownsamplingConfig], Field(min_length=1)]
+    downsampling_thresholds: list[Annotated[int, Field(ge=1)]]
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> MultiDownsamplingConfig:
+        if len(self.downsampling_thresholds) != len(self.downsampling_list) - 1:
+            count = len(self.downsampling_list)
+            raise ValueError(f"downsampling_thresholds: {count} downsamplers take {count - 1} thresholds, not "
+                             f"{len(self.downsampling_thresholds)}")  # fmt: skip
+        if self.downsampling_thresholds != sorted(set(self.downsampling_thresholds)):
+            raise ValueError("downsampling_thresholds must increase: a downsampler between two equal ones would never "
+                             "run")  # fmt: skip
+        return self
+
+    def at(self, trigger_index: int) -> DownsamplingConfig:
+        return self.downsampling_list[bisect.bisect_right(self.downsampling_thresholds, trigger_index)]
+
+
+def _single_or_multi(value: Any) -> str:
+    multi = isinstance(value, MultiDownsamplingConfig) or (isinstance(value, dict) and "downsampling_list" in value)
+    return "MultiDownsamplingConfig" if multi else "DownsamplingConfig"
+
+
 class CoresetStrategy(_Selection):
     name: Literal["CoresetStrategy"]
     warmup_triggers: Annotated[int, Field(ge=0, description="The first triggers train on all their data.")] = 0
     presampling_config: PresamplingConfig = Field(default_factory=PresamplingConfig)
-    downsampling_config: DownsamplingConfig = Field(default_factory=DownsamplingConfig)
+    downsampling_config: Annotated[
+        Annotated[DownsamplingConfig, Tag("DownsamplingConfig")]
+        | Annotated[MultiDownsamplingConfig, Tag("MultiDownsamplingConfig")],
+        Discriminator(_single_or_multi),
+    ] = Field(default_factory=DownsamplingConfig)
 
     def downsampling(self, trigger_index: int | None = None) -> DownsamplingConfig | None:
-        """None with strategy No, and during the `warmup_triggers`."""
+        """The downsampler of `trigger_index` (None: the first); None with strategy No, and during the
+        `warmup_triggers`."""
         warming = trigger_index is not None and trigger_index < self.warmup_triggers
-        return None if self.downsampling_config.strategy == "No" or warming else self.downsampling_config
+        config = self.downsampling_config
+        if isinstance(config, MultiDownsamplingConfig):
+            config = config.at(trigger_index or 0)
+        return None if config.strategy == "No" or warming else config
+
+    def downsamplers(self) -> list[tuple[str, DownsamplingConfig]]:
+        config, where = self.downsampling_config, "selection_strategy.downsampling_config"
+        if isinstance(config, MultiDownsamplingConfig):
+            return [(f"{where}.downsampling_list[{i}]", c) for i, c in enumerate(config.downsampling_list)]
+        return [(where, config)]
 
 
 SelectionConfig = Annotated[NewDataStrategy | FreshnessSamplingStrategy | CoresetStrategy, Field(discriminator="name")]
