@@ -263,4 +263,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the samples each model version was trained on after downsampling",
         ("ALTER TABLE models ADD COLUMN IF NOT EXISTS samples_trained Nullable(UInt64)",),
     ),
+    Migration(
+        8,
+        "the file of the samples and weights each model version was trained on, step by step",
+        (
+            "ALTER TABLE models ADD COLUMN IF NOT EXISTS trained_samples_uri Nullable(String)",
+            "ALTER TABLE models ADD COLUMN IF NOT EXISTS trained_samples_sha256 Nullable(String)",
+        ),
+    ),
 )

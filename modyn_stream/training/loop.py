@@ -4,6 +4,8 @@ Data arrives in chunks (manifest order) from a background loader. The first epoc
 chunk as it arrives, shuffled within the chunk, so loading overlaps training; later epochs shuffle
 the whole set. Every shuffle comes from a generator seeded by (seed, trigger, epoch) and chunk
 boundaries depend only on the manifest, so the same seed and manifest give the same weights on CPU.
+Each sample carries its position in the manifest through shuffles and downsampling, so the outcome
+records which samples every step trained on, and with what weight (training/trained_samples.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from modyn_stream.training.schedulers import build_scheduler
 
 CLASS_INDEX_LOSSES = {"CrossEntropyLoss", "NLLLoss", "MultiMarginLoss"}  # targets are class indices
 Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, labels, per-sample weights
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # and the samples' manifest positions
 
 
 @dataclass
@@ -36,6 +39,11 @@ class TrainOutcome:
     train_s: float = 0.0
     downsample_s: float = 0.0  # of train_s: scoring and selecting samples
     resumed_after: int = 0  # batches restored from a checkpoint
+    trained: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (epoch, positions, weights)
+
+    def record(self, epoch: int, positions: torch.Tensor, weights: torch.Tensor) -> None:
+        """What one step trained on: the samples' manifest positions and the weights their loss had."""
+        self.trained.append((epoch, positions.cpu(), weights.detach().float().cpu()))
 
 
 def preload_optimizers() -> None:
@@ -140,7 +148,7 @@ def train(
                               torch.Generator().manual_seed(seed * 7919))  # fmt: skip
     started = time.perf_counter()
     if scores_the_set:
-        seen = list(chunks)  # scoring the whole set comes before the first epoch
+        seen = list(_positioned(chunks))  # scoring the whole set comes before the first epoch
 
     def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return criterion(output, _target(y, config.optimization_criterion, output))
@@ -165,7 +173,8 @@ def train(
         batched = _batches(source, config.batch_size, config.drop_last_batch)
         if downsampling is not None and not downsampling.sample_then_batch:
             batched = _downsampled(batched, downsampling, model, device, config, per_sample_loss, picks, outcome)
-        for x, y, w in batched:
+        for x, y, w, positions in batched:
+            outcome.record(epoch, positions, w if weighted else torch.ones(len(x)))
             if batches < outcome.resumed_after:  # trained before the checkpoint: same data, same order
                 batches += 1
                 continue
@@ -238,18 +247,18 @@ def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Ten
     return y.to(output.dtype).reshape(output.shape)
 
 
-def _downsampled(batches, downsampling, model, device, config, loss, generator, outcome) -> Iterator[Chunk]:
+def _downsampled(batches, downsampling, model, device, config, loss, generator, outcome) -> Iterator[Batch]:
     """Each batch's kept part (Modyn's batch then sample), accumulated into batches of the batch size; the
     samples' weights are the selection's times their selector weights. Scoring time adds to the outcome's."""
     k = downsampling.kept(config.batch_size)
-    pending: list[Chunk] = []
+    pending: list[Batch] = []
     count = 0
-    for x, y, w in batches:
+    for x, y, w, positions in batches:
         x, y, w = x.to(device), y.to(device), w.to(device)
         scoring = time.perf_counter()
         chosen, weights = select(downsampling, model, x, y, loss, min(k, len(x)), generator)
         outcome.downsample_s += time.perf_counter() - scoring
-        pending.append((x[chosen], y[chosen], w[chosen] * weights))
+        pending.append((x[chosen], y[chosen], w[chosen] * weights, positions[chosen.cpu()]))
         count += len(chosen)
         if count >= config.batch_size:
             yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))
@@ -258,46 +267,53 @@ def _downsampled(batches, downsampling, model, device, config, loss, generator, 
         yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))
 
 
-def _first_epoch(chunks: Iterable[Chunk], seen: list, generator, shuffle: bool, subset=None) -> Iterator[Chunk]:
+def _first_epoch(chunks: Iterable[Chunk], seen: list, generator, shuffle: bool, subset=None) -> Iterator[Batch]:
     """Each chunk as it arrives (its part in `subset`, (a mask over the training set, None), if given), kept in
-    `seen`."""
-    start = 0
-    for x, y, w in chunks:
-        seen.append((x, y, w))
+    `seen` with its samples' manifest positions."""
+    for x, y, w, positions in _positioned(chunks):
+        seen.append((x, y, w, positions))
         if subset is not None:
-            kept = subset[0][start : start + len(x)]
-            start += len(x)
-            x, y, w = x[kept], y[kept], w[kept]
+            kept = subset[0][positions]
+            x, y, w, positions = x[kept], y[kept], w[kept], positions[kept]
         if shuffle:
             order = torch.randperm(len(x), generator=generator)
-            x, y, w = x[order], y[order], w[order]
-        yield x, y, w
+            x, y, w, positions = x[order], y[order], w[order], positions[order]
+        yield x, y, w, positions
 
 
-def _later_epoch(seen: list, generator, shuffle: bool, subset=None) -> Iterator[Chunk]:
+def _positioned(chunks: Iterable[Chunk]) -> Iterator[Batch]:
+    """The chunks with their samples' positions in the manifest."""
+    start = 0
+    for x, y, w in chunks:
+        yield x, y, w, torch.arange(start, start + len(x))
+        start += len(x)
+
+
+def _later_epoch(seen: list, generator, shuffle: bool, subset=None) -> Iterator[Batch]:
     if not seen:
         return
-    x, y, w = (torch.cat(parts) for parts in zip(*seen, strict=True))
+    x, y, w, positions = (torch.cat(parts) for parts in zip(*seen, strict=True))
     if subset is not None:  # (mask, the kept samples' selection weights or None)
         mask, weights = subset
-        x, y, w = x[mask], y[mask], w[mask] if weights is None else w[mask] * weights.to(w.device)
+        w = w[mask] if weights is None else w[mask] * weights.to(w.device)
+        x, y, positions = x[mask], y[mask], positions[mask]
     order = torch.randperm(len(x), generator=generator) if shuffle else torch.arange(len(x))
-    yield x[order], y[order], w[order]
+    yield x[order], y[order], w[order], positions[order]
 
 
-def _batches(chunks: Iterable[Chunk], size: int, drop_last: bool) -> Iterator[Chunk]:
+def _batches(chunks: Iterable[Batch], size: int, drop_last: bool) -> Iterator[Batch]:
     """Fixed-size batches across chunk boundaries."""
-    pending: list[Chunk] = []
+    pending: list[Batch] = []
     count = 0
     for chunk in chunks:
         pending.append(chunk)
         count += len(chunk[0])
         if count < size:
             continue
-        x, y, w = (torch.cat(parts) for parts in zip(*pending, strict=True))
-        full = len(x) - len(x) % size
+        joined = [torch.cat(parts) for parts in zip(*pending, strict=True)]
+        full = count - count % size
         for start in range(0, full, size):
-            yield x[start : start + size], y[start : start + size], w[start : start + size]
-        pending, count = ([(x[full:], y[full:], w[full:])], len(x) - full) if full < len(x) else ([], 0)
+            yield tuple(part[start : start + size] for part in joined)
+        pending, count = ([tuple(part[full:] for part in joined)], count - full) if full < count else ([], 0)
     if count and not drop_last:
         yield tuple(torch.cat(parts) for parts in zip(*pending, strict=True))

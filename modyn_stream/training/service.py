@@ -42,6 +42,7 @@ from modyn_stream.training.loader import ChunkLoader
 from modyn_stream.training.loop import train
 from modyn_stream.training.model_store import StoredVersion, load_model, model_path, save_model
 from modyn_stream.training.models import build_model
+from modyn_stream.training.trained_samples import trained_samples_path, write_trained_samples
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +142,15 @@ class TrainerService(TransactionalStage):
         finally:
             loader.close()
         stored = time.perf_counter()
+        record = trained_samples_path(self.artifacts, pid, index)
+        record_sha = write_trained_samples(self.artifacts, record, manifest, outcome.trained)
         path = model_path(self.artifacts, pid, index)
         model_id = f"{pid}/{index}"
         metadata = {
             "model_id": model_id, "pipeline_id": pid, "trigger_index": index,
             "parent_model_id": parent[0] if parent else None, "manifest_sha256": event["manifest_sha256"],
             "model": config.model.id, "training_config_sha256": _config_hash(config), "left_out": self.left_out,
+            "trained_samples_sha256": record_sha,
         }  # fmt: skip
         sha = save_model(self.artifacts, path, model.state_dict(), metadata, storage=config.model_storage, base=base)
         if checkpointer:
@@ -163,6 +167,7 @@ class TrainerService(TransactionalStage):
             "model_uri": ArtifactStore.uri(path), "model_sha256": sha, "manifest_sha256": event["manifest_sha256"],
             "num_samples": manifest.num_rows, "epochs": outcome.epochs, "samples_trained": outcome.samples_passed,
             "final_loss": outcome.final_loss,
+            "trained_samples_uri": ArtifactStore.uri(record), "trained_samples_sha256": record_sha,
             "timings_s": timings, "created_at": int(time.time() * 1000),
         }  # fmt: skip
         self.store.insert(
@@ -170,7 +175,8 @@ class TrainerService(TransactionalStage):
             {
                 **{k: [out[k]] for k in ("pipeline_id", "trigger_index", "model_id", "parent_model_id", "model_uri",
                                          "model_sha256", "manifest_sha256", "num_samples", "epochs", "samples_trained",
-                                         "final_loss", "created_at")},
+                                         "final_loss", "trained_samples_uri", "trained_samples_sha256",
+                                         "created_at")},
                 "timings_s": [timings],
             },
         )  # fmt: skip

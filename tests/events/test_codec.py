@@ -71,6 +71,8 @@ SAMPLES = {
         "epochs": 2,
         "samples_trained": 150,
         "final_loss": 0.25,
+        "trained_samples_uri": "file:///tmp/trained.arrow",
+        "trained_samples_sha256": "ef" * 32,
         "timings_s": {"fetch": 0.5, "train": 1.5},
         "created_at": 12,
     },

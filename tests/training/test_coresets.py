@@ -200,3 +200,10 @@ def test_modyn_s_coreset_configs_validate_with_modyn_s_defaults():
     }  # fmt: skip
     config, problems = validate_data(data)
     assert not problems and config.selection_strategy.downsampling().submodular_optimizer == "NaiveGreedy"
+
+
+@pytest.mark.parametrize("strategy", [*CORESETS, {"strategy": "Loss"}, {"strategy": "RS2", "with_replacement": False}],
+                         ids=lambda d: "-".join(map(str, d.values())))  # fmt: skip
+def test_a_dumped_downsampling_config_validates_again_as_itself(strategy):
+    config = DownsamplingConfig(ratio=50, **strategy)
+    assert DownsamplingConfig.model_validate(config.model_dump()) == config, "as the runner re-reads a pipeline"

@@ -92,6 +92,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(tm
     assert outcome.resumed_after == 15 and outcome.samples_passed == whole.samples_passed == 600
     assert outcome.losses == whole.losses
     assert all(torch.equal(reference[name], resumed[name]) for name in reference)
+    steps = [[(e, p.tolist(), w.tolist()) for e, p, w in o.trained] for o in (outcome, whole)]
+    assert steps[0] == steps[1], "the record of what was trained, as if never interrupted"
     assert saves.count("b") == 3 + 4, "after resuming only the later checkpoints (20, 25, 30, 35) are written"
 
 

@@ -7,7 +7,7 @@ import pyarrow.ipc as ipc
 import pytest
 import torch
 
-from modyn_stream.artifacts import ArtifactStore, sha256_file
+from modyn_stream.artifacts import ArtifactStore, sha256_file, verified
 from modyn_stream.datasets.generators import generate
 from modyn_stream.evaluation.service import EvaluatorService
 from modyn_stream.events import EventCodec
@@ -25,6 +25,7 @@ from modyn_stream.selection.service import SelectorService
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.service import TrainerService
+from modyn_stream.training.trained_samples import read_trained_samples
 from modyn_stream.triggers.service import TriggerService
 from tests.selection.test_service_integration import Crash, crashes_at, read_all, run_until_idle
 from tests.triggers.test_service_integration import ingest_all, pipeline
@@ -100,6 +101,9 @@ def test_two_triggers_give_two_model_versions_exactly_once(trained):
         assert version["num_samples"] == 300 and version["epochs"] == 1 and version["final_loss"] > 0
         assert set(version["timings_s"]) == {"fetch", "decode", "train", "downsample", "store", "total"}
         assert version["samples_trained"] == full and version["timings_s"]["downsample"] == 0, "no downsampling"
+        record = read_trained_samples(verified(version["trained_samples_uri"], version["trained_samples_sha256"]))
+        assert record.num_rows == full and metadata["trained_samples_sha256"] == version["trained_samples_sha256"]
+        assert set(record["weight"].to_pylist()) == {1.0}, "an unweighted loss"
     rows = store.query("SELECT trigger_index, model_sha256 FROM models FINAL WHERE pipeline_id = {p:String} "
                        "ORDER BY trigger_index", {"p": pid})  # fmt: skip
     assert rows == [(v["trigger_index"], v["model_sha256"]) for v in versions]
@@ -127,6 +131,7 @@ def test_warm_start_begins_from_the_previous_weights_and_retraining_is_determini
     assert not diff, diff
     assert first[1] == second[1]
     assert again["model_sha256"] == versions[0]["model_sha256"], "same seed + same manifest => same model bytes"
+    assert again["trained_samples_sha256"] == versions[0]["trained_samples_sha256"], "and the same record"
 
 
 def test_a_pretrained_start_loads_the_stored_version_named_by_initial_model_id(kafka_settings, trained):

@@ -165,7 +165,7 @@ class DownsamplingConfig(Strict):
         if self.strategy == "No":
             return self
         for name, owners in OWNERS.items():
-            if name in self.model_fields_set and self.strategy not in owners:
+            if getattr(self, name) not in (None, type(self).model_fields[name].default) and self.strategy not in owners:
                 raise ValueError(f"{name} is not a field of {self.strategy} downsampling (it is "
                                  f"{', '.join(owners)}'s, as in Modyn)")  # fmt: skip
         if self.strategy in REQUIRED and getattr(self, REQUIRED[self.strategy]) is None:
