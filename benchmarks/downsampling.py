@@ -55,7 +55,7 @@ def main() -> None:
     import torch
 
     from modyn_stream.datasets import generate
-    from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+    from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
     from modyn_stream.pipeline.schema.training import TrainingSection
     from modyn_stream.training.loop import train
     from modyn_stream.training.models import build_model

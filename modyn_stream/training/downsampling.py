@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
 from modyn_stream.training.coresets import (
     craig,
     grad_match,

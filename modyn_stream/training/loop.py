@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import OptimizationCriterion, OptimizerConfig, TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.downsampling import rs2_subsets, scored_subset, select

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from modyn_stream.pipeline.loading import validate_data
-from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import TrainingSection
 from modyn_stream.training.coresets import (
     SUBMODULAR_FUNCTIONS,

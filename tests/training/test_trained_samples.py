@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modyn_stream.artifacts import ArtifactStore
-from modyn_stream.pipeline.schema.selection import DownsamplingConfig
+from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import TrainingSection
 from modyn_stream.training.loop import train
 from modyn_stream.training.trained_samples import read_trained_samples, trained_samples_path, write_trained_samples

@@ -1,0 +1,140 @@
+"""`selection_strategy.downsampling_config`: Modyn's in-trainer downsampling, one downsampler or several switched at
+triggers (training/downsampling.py, training/coresets.py, training/rho_loss.py apply them)."""
+
+from __future__ import annotations
+
+import bisect
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from modyn_stream.pipeline.schema.base import Strict
+
+
+def _ratio_within(ratio: int, ratio_max: int) -> None:
+    if ratio > ratio_max:
+        raise ValueError(f"ratio {ratio} exceeds ratio_max {ratio_max}")
+
+
+GREEDY = Literal["NaiveGreedy", "LazyGreedy", "StochasticGreedy", "ApproximateLazyGreedy"]
+APPLIED_DOWNSAMPLING = ("Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RS2")
+GRADIENT_STRATEGIES = ("GradMatch", "Craig", "Submodular")  # on last-layer gradients, `full_grad_approximation`
+OWNERS = {  # a strategy's own fields (as in Modyn): refused with any other strategy
+    "score_metric": ("Uncertainty",),
+    "with_replacement": ("RS2",),
+    "balance": ("Uncertainty", "KcenterGreedy", *GRADIENT_STRATEGIES),
+    "full_grad_approximation": GRADIENT_STRATEGIES,
+    "selection_batch": ("Craig", "Submodular"),
+    "greedy": ("Craig",),
+    "submodular_function": ("Submodular",),
+    "submodular_optimizer": ("Submodular",),
+}
+DEFAULTS = {  # Modyn's defaults of those fields, per strategy (RS2 only samples then batches)
+    "RS2": {"sample_then_batch": True},
+    "GradMatch": {"full_grad_approximation": "LastLayer"},
+    "Craig": {"full_grad_approximation": "LastLayer", "selection_batch": 64, "greedy": "NaiveGreedy"},
+    "Submodular": {
+        "full_grad_approximation": "LastLayer",
+        "selection_batch": 64,
+        "submodular_optimizer": "NaiveGreedy",
+    },
+}
+REQUIRED = {"Uncertainty": "score_metric", "RS2": "with_replacement", "Submodular": "submodular_function"}
+
+
+class DownsamplingConfig(Strict):
+    """In-trainer downsampling (training/downsampling.py, training/coresets.py): a `ratio` of `ratio_max` of each
+    batch is kept, or (sample then batch) of the whole training set each `period` epochs."""
+
+    strategy: Literal[
+        "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2", "No"
+    ] = "No"
+    ratio: Annotated[int, Field(ge=1)] = 100
+    ratio_max: Annotated[int, Field(ge=1)] = 100
+    sample_then_batch: bool = False
+    period: Annotated[int, Field(ge=0)] = 1
+    score_metric: Literal["LeastConfidence", "Entropy", "Margin"] | None = Field(None, description="Uncertainty's.")
+    balance: bool = False
+    with_replacement: bool | None = Field(
+        None,
+        description="RS2's: a new random subset each epoch (true), or a different part of one shuffle each "
+        "epoch until all were trained on (false).",
+    )
+    full_grad_approximation: Literal["LastLayer", "LastLayerWithEmbedding"] | None = Field(
+        None,
+        description="GradMatch's, Craig's, Submodular's: the gradient at the last layer's bias, or its weights too.",
+    )
+    selection_batch: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Craig's, Submodular's: similarity rows summed at a time (memory, never the picks)."
+    )
+    greedy: GREEDY | None = Field(None, description="Craig's greedy optimiser.")
+    submodular_function: Literal["FacilityLocation", "GraphCut", "LogDeterminant"] | None = None
+    submodular_optimizer: GREEDY | None = Field(None, description="Submodular's greedy optimiser.")
+
+    def notes(self) -> list[str]:
+        if self.strategy == "No":
+            return [
+                f"{name}: not read with downsampling strategy No"
+                for name in sorted(self.model_fields_set - {"strategy"})
+            ]
+        if "period" in self.model_fields_set and not self.sample_then_batch:
+            return ["period: only sample-then-batch reads it (as in Modyn)"]
+        return []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_and_not_applied(cls, data: Any) -> Any:
+        strategy = data.get("strategy", "No") if isinstance(data, dict) else "No"
+        if strategy not in ("No", *APPLIED_DOWNSAMPLING):  # accepted and not applied would train on all the data
+            raise ValueError(
+                f"{strategy} downsampling is not applied by this version (it would train on all the data); "
+                f"applied: {', '.join(APPLIED_DOWNSAMPLING)}"
+            )
+        return {**DEFAULTS.get(strategy, {}), **data} if isinstance(data, dict) else data
+
+    def kept(self, batch_size: int) -> int:
+        """How many samples of a batch are kept (at least one)."""
+        return max(self.ratio * batch_size // self.ratio_max, 1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DownsamplingConfig:
+        _ratio_within(self.ratio, self.ratio_max)
+        if self.strategy == "No":
+            return self
+        for name, owners in OWNERS.items():
+            if getattr(self, name) not in (None, type(self).model_fields[name].default) and self.strategy not in owners:
+                raise ValueError(f"{name} is not a field of {self.strategy} downsampling (it is "
+                                 f"{', '.join(owners)}'s, as in Modyn)")  # fmt: skip
+        if self.strategy in REQUIRED and getattr(self, REQUIRED[self.strategy]) is None:
+            raise ValueError(f"{self.strategy} downsampling needs {REQUIRED[self.strategy]}")
+        if self.strategy == "RS2":
+            if not self.sample_then_batch or self.period != 1:
+                raise ValueError("RS2 samples the whole training set every epoch: it takes sample_then_batch: true "
+                                 "and period: 1 (its defaults, as in Modyn)")  # fmt: skip
+            return self
+        if self.balance and not self.sample_then_batch:
+            raise ValueError("balance (a selection per class of the whole training set) needs sample_then_batch: "
+                             "true")  # fmt: skip
+        return self
+
+
+class MultiDownsamplingConfig(Strict):
+    """Modyn's downsamplers switched at triggers: the i-th threshold is the first trigger of the (i+1)-th
+    downsampler ([A, B, C] with [5, 10]: A for triggers 0-4, B for 5-9, C from 10 on)."""
+
+    downsampling_list: Annotated[list[DownsamplingConfig], Field(min_length=1)]
+    downsampling_thresholds: list[Annotated[int, Field(ge=1)]]
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> MultiDownsamplingConfig:
+        if len(self.downsampling_thresholds) != len(self.downsampling_list) - 1:
+            count = len(self.downsampling_list)
+            raise ValueError(f"downsampling_thresholds: {count} downsamplers take {count - 1} thresholds, not "
+                             f"{len(self.downsampling_thresholds)}")  # fmt: skip
+        if self.downsampling_thresholds != sorted(set(self.downsampling_thresholds)):
+            raise ValueError("downsampling_thresholds must increase: a downsampler between two equal ones would never "
+                             "run")  # fmt: skip
+        return self
+
+    def at(self, trigger_index: int) -> DownsamplingConfig:
+        return self.downsampling_list[bisect.bisect_right(self.downsampling_thresholds, trigger_index)]
