@@ -313,3 +313,11 @@ def materialize(
 
     _run(plan, execute)
     return plan.size
+
+
+def trigger_keys(store: MetadataStore, pipeline_id: str, dataset: str, trigger_index: int) -> list[str]:
+    """The keys of the trigger's own data, what arrived since the trigger before it (RHO-Loss draws its holdout
+    set from them, as Modyn's selector does)."""
+    planner = _Planner(store, pipeline_id, dataset, trigger_index, seed=0)
+    where, _ = planner.window(0, trigger_index)
+    return [row[0] for row in store.query(f"SELECT s.key FROM samples AS s WHERE {where}", planner.params)]

@@ -84,7 +84,7 @@ def scores(config: DownsamplingConfig, model: nn.Module, x: torch.Tensor, target
                 config.strategy == "KcenterGreedy" or config.full_grad_approximation == "LastLayerWithEmbedding"
             )
             outputs, embeddings = forward_with_embeddings(model, x) if with_embedding else (model(x), None)
-        if config.strategy == "Loss":
+        if config.strategy in ("Loss", "RHOLoss"):
             return per_sample_loss(outputs, targets).reshape(len(x), -1).mean(1).cpu()
         if config.strategy == "GradNorm":
             return gradient_norms(outputs, targets, per_sample_loss).cpu()
@@ -104,6 +104,8 @@ def choose(config: DownsamplingConfig, scored: torch.Tensor, labels: torch.Tenso
         return proportional(scored, k, generator)
     if config.strategy == "Uncertainty":
         return torch.argsort(scored, stable=True)[:k], torch.ones(k)
+    if config.strategy == "RHOLoss":  # scored: the reducible loss, training loss minus irreducible loss
+        return torch.argsort(scored, descending=True, stable=True)[:k], torch.ones(k)
     if config.strategy == "KcenterGreedy":
         return k_center_greedy(scored, k, generator), torch.ones(min(k, len(scored)))
     if config.strategy == "Submodular":
@@ -122,18 +124,25 @@ def select(
     per_sample_loss: Callable,
     k: int,
     generator: torch.Generator,
+    irreducible: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The indices of the batch's samples to train on, and their weights (batch then sample)."""
+    """The indices of the batch's samples to train on, and their weights (batch then sample); RHO-Loss scores
+    by the loss above each sample's `irreducible` loss."""
     scored = scores(config, model, x, targets, per_sample_loss)
+    if irreducible is not None:
+        scored = scored - irreducible
     chosen, weights = choose(config, scored, targets, k, generator)
     return chosen.to(x.device), weights.to(x.device)
 
 
-def scored_subset(config: DownsamplingConfig, model, x, y, per_sample_loss, batch_size: int, generator, device):
+def scored_subset(config: DownsamplingConfig, model, x, y, per_sample_loss, batch_size: int, generator, device,
+                  irreducible: torch.Tensor | None = None):  # fmt: skip
     """Sample then batch: (mask over the training set, the weights of the samples it keeps) from scoring all of
     it in batches; `balance` keeps `ratio` of each class (in label order) instead of `ratio` of the whole."""
     scored = torch.cat([scores(config, model, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device),
                                per_sample_loss) for i in range(0, len(x), batch_size)])  # fmt: skip
+    if irreducible is not None:
+        scored = scored - irreducible
     groups = [torch.nonzero(y == label).flatten() for label in torch.unique(y)] if config.balance else [None]
     mask, weights = torch.zeros(len(x), dtype=torch.bool), torch.zeros(len(x))
     for members in groups:

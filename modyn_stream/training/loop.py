@@ -116,9 +116,11 @@ def train(
     checkpointer: Checkpointer | None = None,
     use_weights: bool = False,
     downsampling: DownsamplingConfig | None = None,
+    irreducible: torch.Tensor | None = None,
 ) -> TrainOutcome:
     """Train `model` on the chunks; with `use_weights` each sample's loss is scaled by its selector weight, and
-    with `downsampling` each batch is downsampled first (training/downsampling.py)."""
+    with `downsampling` each batch is downsampled first (training/downsampling.py); RHO-Loss downsampling takes
+    each sample's `irreducible` loss, in manifest order (training/rho_loss.py)."""
     seed = (config.seed or 0) * 1_000_003 + trigger_index
     model.to(device).train()
     optimizers = build_optimizers(model, config.optimizers, device)
@@ -151,7 +153,7 @@ def train(
         seen = list(_positioned(chunks))  # scoring the whole set comes before the first epoch
 
     def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return criterion(output, _target(y, config.optimization_criterion, output))
+        return criterion(output, criterion_target(y, config.optimization_criterion, output))
 
     for epoch in range(config.epochs_per_trigger):
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
@@ -161,7 +163,7 @@ def train(
                 scoring = time.perf_counter()
                 x_all, y_all = torch.cat([c[0] for c in seen]), torch.cat([c[1] for c in seen])
                 subsets[epoch] = scored_subset(downsampling, model, x_all, y_all, per_sample_loss,
-                                               config.batch_size, picks, device)  # fmt: skip
+                                               config.batch_size, picks, device, irreducible)  # fmt: skip
                 outcome.downsample_s += time.perf_counter() - scoring
             else:
                 subsets[epoch] = subsets[epoch - 1]
@@ -172,7 +174,8 @@ def train(
         )
         batched = _batches(source, config.batch_size, config.drop_last_batch)
         if downsampling is not None and not downsampling.sample_then_batch:
-            batched = _downsampled(batched, downsampling, model, device, config, per_sample_loss, picks, outcome)
+            batched = _downsampled(batched, downsampling, model, device, config, per_sample_loss, picks, outcome,
+                                   irreducible)  # fmt: skip
         for x, y, w, positions in batched:
             outcome.record(epoch, positions, w if weighted else torch.ones(len(x)))
             if batches < outcome.resumed_after:  # trained before the checkpoint: same data, same order
@@ -183,7 +186,9 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=amp):
                 output = model(x)
-                per_sample = criterion(output, _target(y, config.optimization_criterion, output)).reshape(len(x), -1)
+                per_sample = criterion(output, criterion_target(y, config.optimization_criterion, output)).reshape(
+                    len(x), -1
+                )
                 loss = (per_sample.mean(1) * w).sum() / w.sum() if weighted else per_sample.mean(1).mean()
             scaler.scale(loss).backward()
             for optimizer in optimizers.values():
@@ -241,13 +246,15 @@ def _restore(saved: dict, model, optimizers, schedulers, scaler, outcome, device
     outcome.resumed_after = saved["batches"]
 
 
-def _target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Tensor) -> torch.Tensor:
+def criterion_target(y: torch.Tensor, criterion: OptimizationCriterion, output: torch.Tensor) -> torch.Tensor:
     if criterion.name in CLASS_INDEX_LOSSES:
         return y.long()
     return y.to(output.dtype).reshape(output.shape)
 
 
-def _downsampled(batches, downsampling, model, device, config, loss, generator, outcome) -> Iterator[Batch]:
+def _downsampled(
+    batches, downsampling, model, device, config, loss, generator, outcome, irreducible=None
+) -> Iterator[Batch]:
     """Each batch's kept part (Modyn's batch then sample), accumulated into batches of the batch size; the
     samples' weights are the selection's times their selector weights. Scoring time adds to the outcome's."""
     k = downsampling.kept(config.batch_size)
@@ -256,7 +263,8 @@ def _downsampled(batches, downsampling, model, device, config, loss, generator, 
     for x, y, w, positions in batches:
         x, y, w = x.to(device), y.to(device), w.to(device)
         scoring = time.perf_counter()
-        chosen, weights = select(downsampling, model, x, y, loss, min(k, len(x)), generator)
+        reference = None if irreducible is None else irreducible[positions]
+        chosen, weights = select(downsampling, model, x, y, loss, min(k, len(x)), generator, reference)
         outcome.downsample_s += time.perf_counter() - scoring
         pending.append((x[chosen], y[chosen], w[chosen] * weights, positions[chosen.cpu()]))
         count += len(chosen)

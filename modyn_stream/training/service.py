@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from confluent_kafka import Message
 
@@ -33,6 +34,7 @@ from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import read_manifest
+from modyn_stream.selection.strategies import trigger_keys
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.decoders import build_decoder, build_label_transformer
 from modyn_stream.training.exceptions import TrainingError
@@ -42,6 +44,7 @@ from modyn_stream.training.loader import ChunkLoader
 from modyn_stream.training.loop import train
 from modyn_stream.training.model_store import StoredVersion, load_model, model_path, save_model
 from modyn_stream.training.models import build_model
+from modyn_stream.training.rho_loss import IrreducibleLoss, irreducible_losses
 from modyn_stream.training.trained_samples import trained_samples_path, write_trained_samples
 
 log = logging.getLogger(__name__)
@@ -130,12 +133,17 @@ class TrainerService(TransactionalStage):
         labels = build_label_transformer(data.label_transformer, trust=self.trust)
         chunks = ((x, labels(y), w) for x, y, w in loader)
         checkpointer = self._checkpointer(config, event, parent)
+        downsampling = config.selection_strategy.downsampling(index)
+        rho = None
         try:
+            if downsampling is not None and downsampling.strategy == "RHOLoss":  # its IL models train first
+                chunks = list(chunks)
+                rho = self._irreducible(config, event, downsampling, chunks, manifest)
             outcome = train(
                 model, chunks, training, trigger_index=index, num_samples=manifest.num_rows,
                 device=_device(training.device), checkpointer=checkpointer,
-                use_weights=config.selection_strategy.uses_weights,
-                downsampling=config.selection_strategy.downsampling(index),
+                use_weights=config.selection_strategy.uses_weights, downsampling=downsampling,
+                irreducible=None if rho is None else rho.losses,
             )  # fmt: skip
         except IndexError as exc:  # a model without num_classes in its config, given a label it has no class for
             raise TrainingError(f"a label does not fit the model's outputs: {exc}") from None
@@ -150,7 +158,7 @@ class TrainerService(TransactionalStage):
             "model_id": model_id, "pipeline_id": pid, "trigger_index": index,
             "parent_model_id": parent[0] if parent else None, "manifest_sha256": event["manifest_sha256"],
             "model": config.model.id, "training_config_sha256": _config_hash(config), "left_out": self.left_out,
-            "trained_samples_sha256": record_sha,
+            "trained_samples_sha256": record_sha, **({"il_models": rho.models} if rho else {}),
         }  # fmt: skip
         sha = save_model(self.artifacts, path, model.state_dict(), metadata, storage=config.model_storage, base=base)
         if checkpointer:
@@ -158,7 +166,7 @@ class TrainerService(TransactionalStage):
         self.fault("after_store")
         timings = {
             "fetch": loader.fetch_s, "decode": loader.decode_s,
-            "train": outcome.train_s, "downsample": outcome.downsample_s,
+            "train": outcome.train_s, "downsample": outcome.downsample_s, **({"il_train": rho.train_s} if rho else {}),
             "store": time.perf_counter() - stored, "total": time.perf_counter() - started,
         }  # fmt: skip
         out = {
@@ -184,6 +192,20 @@ class TrainerService(TransactionalStage):
             "model %s: %d samples, %d epochs, loss %s", model_id, out["num_samples"], out["epochs"], out["final_loss"]
         )
         return out
+
+    def _irreducible(
+        self, config: PipelineConfig, event: dict, downsampling, chunks: list, manifest
+    ) -> IrreducibleLoss:
+        """RHO-Loss's step before training: the IL model(s) on a holdout of the trigger's own new samples."""
+        pid, index = event["pipeline_id"], event["trigger_index"]
+        keys = manifest["key"].to_pylist()
+        new = set(trigger_keys(self.store, pid, event["dataset"], index))
+        return irreducible_losses(
+            downsampling, chunks, np.array([key in new for key in keys], dtype=bool), keys,
+            seed=config.training.seed or 0, trigger_index=index,
+            criterion_config=config.training.optimization_criterion, device=_device(config.training.device),
+            artifacts=self.artifacts, pipeline_id=pid, trust=self.trust,
+        )  # fmt: skip
 
     def _checkpointer(self, config: PipelineConfig, event: dict, parent) -> Checkpointer | None:
         checkpointing = config.training.checkpointing

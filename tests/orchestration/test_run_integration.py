@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modyn_stream.artifacts import sha256_file
 from modyn_stream.datasets import generate
 from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.timeutil import parse_time
+from modyn_stream.training.model_store import load_model
 from tests.replay.test_replay_integration import read_topic
 
 pytestmark = pytest.mark.integration
@@ -184,6 +186,27 @@ def test_the_downsampling_example_trains_each_trigger_on_half_of_its_set_and_say
         per_epoch = int(trained) / 2  # about half of each class, in full batches of 64 (drop_last_batch)
         assert per_epoch % 64 == 0 and int(size) / 2 - 10 - 64 < per_epoch <= int(size) / 2, (size, trained)
         assert 0 < float(downsample_s) < float(train_s), "scoring the whole set is part of training"
+
+
+def test_the_rho_loss_example_trains_an_il_model_on_each_trigger_s_holdout_then_half_of_each_batch(
+    kafka_settings, tmp_path
+):
+    def change(config):
+        config["trigger"]["num_samples"] = 1000
+
+    example = scaled_example(tmp_path, "digits_rho_loss", change)
+    report = run_example(kafka_settings, tmp_path, example, "digits-rho-loss")
+    triggers = rows(report / "triggers.csv", "training_set", "samples_trained")
+    assert [int(size) for size, _ in triggers] == [1000, 2000, 3000], "all data so far"
+    kept = [int(size) // 64 * 32 for size, _ in triggers]  # half of each full batch, in full batches of 64
+    assert [int(trained) for _, trained in triggers] == [k // 64 * 64 for k in kept]
+    il_models = sorted(tmp_path.rglob("il-models/trigger-*.pt"))
+    assert [p.name for p in il_models] == [f"trigger-{i:06d}.pt" for i in range(3)]
+    holdouts = [load_model(p.as_uri())[1]["holdout_samples"] for p in il_models]
+    assert all(230 < n < 370 for n in holdouts), "30% of each trigger's 1,000 new samples, not of its whole set"
+    versions = sorted(tmp_path.rglob("models/trigger-*.pt"))
+    recorded = [load_model(p.as_uri())[1]["il_models"][0]["sha256"] for p in versions]
+    assert recorded == [sha256_file(p) for p in il_models], "each model version names its IL model"
 
 
 def test_a_fresh_run_deletes_the_discarded_runs_topics_and_groups(kafka_settings, tmp_path):

@@ -57,7 +57,8 @@ def test_the_examples_cover_the_issue_triggers():
          "selection_strategy.unused_data_ratio: Input should be a valid integer"),
         ({"selection_strategy": {"name": "CoresetStrategy",
                                  "downsampling_config": {"strategy": "RHOLoss", "ratio": 50}}},
-         "selection_strategy.downsampling_config: RHOLoss downsampling is not applied by this version"),
+         "selection_strategy.downsampling_config: RHOLoss downsampling needs holdout_set_strategy, holdout_set_ratio, "
+         "il_training_config"),
         ({"selection_strategy": {"name": "CoresetStrategy", "presampling_config": {"strategy": "Random", "ratio": 60,
                                                                                    "ratio_max": 50}}},
          "selection_strategy.presampling_config: ratio 60 exceeds ratio_max 50"),

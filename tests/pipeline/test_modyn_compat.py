@@ -113,7 +113,8 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
         (lambda d: d["data"].update(tokenizer="DistilBertTokenizerTransform"),
          "data.tokenizer: DistilBertTokenizerTransform is not available yet"),
         (lambda d: d["selection_strategy"].update(downsampling_config={"strategy": "RHOLoss", "ratio": 50}),
-         "selection_strategy.downsampling_config: RHOLoss downsampling is not applied by this version"),
+         "selection_strategy.downsampling_config: RHOLoss downsampling needs holdout_set_strategy, holdout_set_ratio, "
+         "il_training_config"),
     ],
 )  # fmt: skip
 def test_what_cannot_be_read_is_refused_in_one_line(change, problem):

@@ -166,7 +166,7 @@ def test_a_modyn_rs2_config_validates_as_modyn_s():
         ({"strategy": "Craig", "ratio": 50, "greedy": "FastestGreedy"},
          "selection_strategy.downsampling_config.greedy: Input should be 'NaiveGreedy', 'LazyGreedy',"),
         ({"strategy": "RHOLoss", "ratio": 50},
-         "selection_strategy.downsampling_config: RHOLoss downsampling is not applied"),
+         "selection_strategy.downsampling_config: RHOLoss downsampling needs holdout_set_strategy"),
     ],
 )  # fmt: skip
 def test_downsampling_that_is_not_applied_is_refused_in_one_line(downsampling, problem):

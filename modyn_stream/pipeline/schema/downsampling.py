@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from modyn_stream.pipeline.schema.base import Strict
+from modyn_stream.pipeline.schema.training import TrainingSection
 
 
 def _ratio_within(ratio: int, ratio_max: int) -> None:
@@ -16,8 +17,29 @@ def _ratio_within(ratio: int, ratio_max: int) -> None:
         raise ValueError(f"ratio {ratio} exceeds ratio_max {ratio_max}")
 
 
+class ILTrainingConfig(TrainingSection):
+    """Modyn's `il_training_config`: how RHO-Loss's irreducible-loss model is trained on the holdout set, a
+    `training` section with its own model (Modyn fixes the rest: random start, no sample budget, no checkpoints)."""
+
+    il_model_id: Annotated[str, Field(min_length=1)]
+    il_model_config: dict[str, Any] = Field(default_factory=dict)
+    drop_last_batch: bool = False  # Modyn's default here
+    num_samples_to_pass: None = None
+    initial_model: Literal["random"] = "random"
+    initial_model_id: None = None
+    initial_model_path: None = None
+
+    @model_validator(mode="after")
+    def _no_checkpoints(self) -> ILTrainingConfig:
+        if self.checkpointing.activated:
+            raise ValueError("checkpointing: the irreducible-loss model is trained without checkpoints (as in Modyn)")
+        return self
+
+
 GREEDY = Literal["NaiveGreedy", "LazyGreedy", "StochasticGreedy", "ApproximateLazyGreedy"]
-APPLIED_DOWNSAMPLING = ("Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RS2")
+APPLIED_DOWNSAMPLING = (
+    "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2",
+)  # fmt: skip
 GRADIENT_STRATEGIES = ("GradMatch", "Craig", "Submodular")  # on last-layer gradients, `full_grad_approximation`
 OWNERS = {  # a strategy's own fields (as in Modyn): refused with any other strategy
     "score_metric": ("Uncertainty",),
@@ -28,9 +50,14 @@ OWNERS = {  # a strategy's own fields (as in Modyn): refused with any other stra
     "greedy": ("Craig",),
     "submodular_function": ("Submodular",),
     "submodular_optimizer": ("Submodular",),
+    "holdout_set_strategy": ("RHOLoss",),
+    "holdout_set_ratio": ("RHOLoss",),
+    "holdout_set_ratio_max": ("RHOLoss",),
+    "il_training_config": ("RHOLoss",),
 }
 DEFAULTS = {  # Modyn's defaults of those fields, per strategy (RS2 only samples then batches)
     "RS2": {"sample_then_batch": True},
+    "RHOLoss": {"holdout_set_ratio_max": 100},
     "GradMatch": {"full_grad_approximation": "LastLayer"},
     "Craig": {"full_grad_approximation": "LastLayer", "selection_batch": 64, "greedy": "NaiveGreedy"},
     "Submodular": {
@@ -39,7 +66,12 @@ DEFAULTS = {  # Modyn's defaults of those fields, per strategy (RS2 only samples
         "submodular_optimizer": "NaiveGreedy",
     },
 }
-REQUIRED = {"Uncertainty": "score_metric", "RS2": "with_replacement", "Submodular": "submodular_function"}
+REQUIRED = {
+    "Uncertainty": ("score_metric",),
+    "RS2": ("with_replacement",),
+    "Submodular": ("submodular_function",),
+    "RHOLoss": ("holdout_set_strategy", "holdout_set_ratio", "il_training_config"),
+}
 
 
 class DownsamplingConfig(Strict):
@@ -70,6 +102,16 @@ class DownsamplingConfig(Strict):
     greedy: GREEDY | None = Field(None, description="Craig's greedy optimiser.")
     submodular_function: Literal["FacilityLocation", "GraphCut", "LogDeterminant"] | None = None
     submodular_optimizer: GREEDY | None = Field(None, description="Submodular's greedy optimiser.")
+    holdout_set_strategy: Literal["Simple", "Twin"] | None = Field(
+        None,
+        description="RHOLoss's: one irreducible-loss model on a holdout of the trigger's new samples, or two "
+        "on its two halves, each scoring the half it did not see.",
+    )
+    holdout_set_ratio: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="RHOLoss's, of holdout_set_ratio_max."
+    )
+    holdout_set_ratio_max: Annotated[int, Field(ge=1)] | None = None
+    il_training_config: ILTrainingConfig | None = None
 
     def notes(self) -> list[str]:
         if self.strategy == "No":
@@ -105,8 +147,17 @@ class DownsamplingConfig(Strict):
             if getattr(self, name) not in (None, type(self).model_fields[name].default) and self.strategy not in owners:
                 raise ValueError(f"{name} is not a field of {self.strategy} downsampling (it is "
                                  f"{', '.join(owners)}'s, as in Modyn)")  # fmt: skip
-        if self.strategy in REQUIRED and getattr(self, REQUIRED[self.strategy]) is None:
-            raise ValueError(f"{self.strategy} downsampling needs {REQUIRED[self.strategy]}")
+        missing = [name for name in REQUIRED.get(self.strategy, ()) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"{self.strategy} downsampling needs {', '.join(missing)}")
+        if self.strategy == "RHOLoss":
+            if self.holdout_set_ratio > self.holdout_set_ratio_max:
+                raise ValueError(f"holdout_set_ratio {self.holdout_set_ratio} exceeds holdout_set_ratio_max "
+                                 f"{self.holdout_set_ratio_max}")  # fmt: skip
+            if self.holdout_set_strategy == "Twin" and 2 * self.holdout_set_ratio != self.holdout_set_ratio_max:
+                raise ValueError("holdout_set_strategy Twin splits the trigger's new samples in halves: its "
+                                 "holdout_set_ratio is half of holdout_set_ratio_max (50 of 100, as in "
+                                 "Modyn)")  # fmt: skip
         if self.strategy == "RS2":
             if not self.sample_then_batch or self.period != 1:
                 raise ValueError("RS2 samples the whole training set every epoch: it takes sample_then_batch: true "
