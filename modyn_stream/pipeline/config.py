@@ -78,12 +78,7 @@ class PipelineConfig(Strict):
         """Modyn's rule: batch-then-sample keeps `kept` of each batch, and batch_size / kept of those make a
         training batch, so kept must divide the batch size."""
         for where, downsampling in self.selection_strategy.downsamplers():
-            if downsampling.strategy in ("No", "RS2"):  # RS2: its subsets are a function of the seed
-                continue
-            if self.training.checkpointing.activated:
-                raise ValueError("training.checkpointing with downsampling is not applied by this version: a resumed "
-                                 "trigger would select other samples than the run it resumes")  # fmt: skip
-            if downsampling.sample_then_batch:  # a selection of the whole set, then batches of batch_size
+            if downsampling.strategy == "No" or downsampling.sample_then_batch:  # a selection of the whole set
                 continue
             size = self.training.batch_size
             kept = downsampling.kept(size)

@@ -5,7 +5,8 @@ scheduler and AMP-scaler states, the global RNG states, and how many batches wer
 keyed by an identity (pipeline, trigger, manifest checksum, training config hash, parent model):
 a checkpoint from any other training is ignored, never resumed into the wrong run. The data order
 is a function of the seed and the manifest, so resuming skips exactly the batches already trained
-and the final weights equal an uninterrupted run's.
+and the final weights equal an uninterrupted run's. A model's own selections (downsampling) cannot be
+replayed by a later model, so the loop adds where the selection stood (training/loop.py).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ records which samples every step trained on, and with what weight (training/trai
 from __future__ import annotations
 
 import importlib
+import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -138,28 +139,41 @@ def train(
         else None
     )
     weighted = use_weights or downsampling is not None  # Modyn's weighted mean: sum(w loss) / sum(w)
-    outcome, seen, batches = TrainOutcome(), [], 0
+    outcome, seen = TrainOutcome(), []
     saved = checkpointer.load() if checkpointer else None
     if saved:
         _restore(saved, model, optimizers, schedulers, scaler, outcome, device)
     subsets = [None] * config.epochs_per_trigger  # sample then batch: (mask, weights) of what each epoch trains on
     stb = downsampling is not None and downsampling.sample_then_batch
-    scores_the_set = stb and downsampling.strategy != "RS2"  # sample then batch with a scoring strategy
+    scoring = downsampling is not None and downsampling.strategy != "RS2"  # the model selects what it trains on
+    scores_the_set = stb and scoring  # sample then batch with a scoring strategy
     if stb and not scores_the_set:
         subsets = rs2_subsets(downsampling, num_samples, config.epochs_per_trigger,
                               torch.Generator().manual_seed(seed * 7919))  # fmt: skip
+    # A model's selections cannot be replayed after a restart (a later model would score): a checkpoint keeps where
+    # the selection stood, and the resumed run goes on from there over the set held in memory.
+    resume = saved.get("selection") if saved and scoring else None
+    batches = outcome.resumed_after if resume else 0
     started = time.perf_counter()
-    if scores_the_set:
+    if scores_the_set or (scoring and checkpointer is not None):
         seen = list(_positioned(chunks))  # scoring the whole set comes before the first epoch
+    preloaded = bool(seen)
 
     def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return criterion(output, criterion_target(y, config.optimization_criterion, output))
 
     for epoch in range(config.epochs_per_trigger):
+        if resume and epoch < resume["epoch"]:
+            continue  # trained before the checkpoint; its scheduler steps are in it
+        resuming = resume is not None and epoch == resume["epoch"]
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         picks = torch.Generator().manual_seed(seed * 7919 + epoch)
+        if resuming:
+            picks.set_state(resume["picks"])
         if scores_the_set and seen:  # a new selection every `period` epochs (0: once)
-            if epoch == 0 or (downsampling.period and epoch % downsampling.period == 0):
+            if resuming:
+                subsets[epoch] = resume["subset"]
+            elif epoch == 0 or (downsampling.period and epoch % downsampling.period == 0):
                 scoring = time.perf_counter()
                 x_all, y_all = torch.cat([c[0] for c in seen]), torch.cat([c[1] for c in seen])
                 subsets[epoch] = scored_subset(downsampling, model, x_all, y_all, per_sample_loss,
@@ -167,20 +181,24 @@ def train(
                 outcome.downsample_s += time.perf_counter() - scoring
             else:
                 subsets[epoch] = subsets[epoch - 1]
-        source = (
-            _first_epoch(chunks, seen, generator, config.shuffle, subsets[0])
-            if epoch == 0 and not seen
-            else _later_epoch(seen, generator, config.shuffle, subsets[epoch])
-        )
+        if epoch == 0 and not scores_the_set:  # each chunk as it arrives (or as it arrived, if held in memory)
+            first = [c[:3] for c in seen] if preloaded else chunks
+            source = _first_epoch(first, [] if preloaded else seen, generator, config.shuffle, subsets[0])
+        else:
+            source = _later_epoch(seen, generator, config.shuffle, subsets[epoch])
         batched = _batches(source, config.batch_size, config.drop_last_batch)
-        if downsampling is not None and not downsampling.sample_then_batch:
+        progress = {"raw": resume["raw"] if resuming else 0, "step": resume["step"] if resuming else 0}
+        if downsampling is not None and not downsampling.sample_then_batch:  # scored batches: past them, the next
             batched = _downsampled(batched, downsampling, model, device, config, per_sample_loss, picks, outcome,
-                                   irreducible)  # fmt: skip
+                                   irreducible, progress)  # fmt: skip
+        elif resuming:  # the epoch's batches trained before the checkpoint
+            batched = itertools.islice(batched, progress["step"], None)
         for x, y, w, positions in batched:
-            outcome.record(epoch, positions, w if weighted else torch.ones(len(x)))
             if batches < outcome.resumed_after:  # trained before the checkpoint: same data, same order
                 batches += 1
                 continue
+            progress["step"] += 1
+            outcome.record(epoch, positions, w if weighted else torch.ones(len(x)))
             x, y, w = x.to(device, non_blocking=True), y.to(device, non_blocking=True), w.to(device, non_blocking=True)
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
@@ -205,7 +223,11 @@ def train(
             if budget is not None and outcome.samples_passed >= budget:
                 break
             if checkpointer and checkpointer.due(batches):
-                checkpointer.save(_state(batches, model, optimizers, schedulers, scaler, outcome, device))
+                state = _state(batches, model, optimizers, schedulers, scaler, outcome, device)
+                if scoring:
+                    state["selection"] = {"epoch": epoch, **progress, "picks": picks.get_state(),
+                                          "subset": subsets[epoch]}  # fmt: skip
+                checkpointer.save(state)
         if not per_batch and batches >= outcome.resumed_after:  # else this step is in the checkpoint
             for scheduler in schedulers:
                 scheduler.step()
@@ -226,7 +248,7 @@ def _state(batches, model, optimizers, schedulers, scaler, outcome, device) -> d
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "outcome": {"samples_passed": outcome.samples_passed, "final_loss": outcome.final_loss,
-                    "losses": outcome.losses},
+                    "losses": outcome.losses, "trained": outcome.trained},
     }  # fmt: skip
 
 
@@ -243,6 +265,7 @@ def _restore(saved: dict, model, optimizers, schedulers, scaler, outcome, device
     outcome.samples_passed = saved["outcome"]["samples_passed"]
     outcome.final_loss = saved["outcome"]["final_loss"]
     outcome.losses = list(saved["outcome"]["losses"])
+    outcome.trained = list(saved["outcome"]["trained"])
     outcome.resumed_after = saved["batches"]
 
 
@@ -252,15 +275,18 @@ def criterion_target(y: torch.Tensor, criterion: OptimizationCriterion, output: 
     return y.to(output.dtype).reshape(output.shape)
 
 
-def _downsampled(
-    batches, downsampling, model, device, config, loss, generator, outcome, irreducible=None
-) -> Iterator[Batch]:
+def _downsampled(batches, downsampling, model, device, config, loss, generator, outcome, irreducible, progress):
     """Each batch's kept part (Modyn's batch then sample), accumulated into batches of the batch size; the
-    samples' weights are the selection's times their selector weights. Scoring time adds to the outcome's."""
+    samples' weights are the selection's times their selector weights. Scoring time adds to the outcome's.
+    `progress["raw"]` counts the batches scored; the first that many (scored before a checkpoint) are passed over.
+    A training batch is yielded as soon as it is full, so none is pending when the loop checkpoints."""
     k = downsampling.kept(config.batch_size)
     pending: list[Batch] = []
-    count = 0
-    for x, y, w, positions in batches:
+    count, done = 0, progress["raw"]
+    for index, (x, y, w, positions) in enumerate(batches):
+        if index < done:
+            continue
+        progress["raw"] = index + 1
         x, y, w = x.to(device), y.to(device), w.to(device)
         scoring = time.perf_counter()
         reference = None if irreducible is None else irreducible[positions]

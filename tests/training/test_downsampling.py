@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from modyn_stream.artifacts import ArtifactStore
 from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import TrainingSection
+from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.downsampling import gradient_norms, proportional, select, uncertainty
 from modyn_stream.training.loop import train
 from modyn_stream.training.models import build_model
@@ -231,11 +233,58 @@ def test_sample_then_batch_selects_again_every_period_epochs(period, scorings):
     assert epochs == stb_epochs({"strategy": "Loss", "period": period}, epochs=4)[0], "same seed, same selection"
 
 
-def test_downsampling_with_checkpointing_is_refused():
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [{"strategy": "Loss"}, {"strategy": "KcenterGreedy"}, {"strategy": "Craig", "greedy": "StochasticGreedy"},
+     {"strategy": "Uncertainty", "score_metric": "Margin", "sample_then_batch": True, "period": 2},
+     {"strategy": "GradMatch", "sample_then_batch": True}],
+    ids=lambda d: "-".join(map(str, d.values())),
+)  # fmt: skip
+def test_a_downsampled_trigger_killed_after_a_checkpoint_resumes_to_the_uninterrupted_weights(strategy, tmp_path):
     data = modyn_format()
-    data["selection_strategy"]["downsampling_config"] = {"strategy": "GradNorm", "ratio": 50}
-    data["training"]["checkpointing"] = {"activated": True, "interval": 5}
-    assert validate_data(data)[1][0].startswith("(top level): training.checkpointing with downsampling is not")
+    data["selection_strategy"]["downsampling_config"] = {"ratio": 25, **strategy}
+    data["training"]["checkpointing"] = {"activated": True, "interval": 3}
+    assert not validate_data(data)[1], "checkpointing with downsampling is accepted"
+    config = TrainingSection.model_validate({
+        "batch_size": 16, "seed": 3, "epochs_per_trigger": 3, "drop_last_batch": False,
+        "optimizers": [{"algorithm": "SGD", "param_groups": [{"config": {"lr": 0.1, "momentum": 0.9}}]}],
+        "optimization_criterion": {"name": "CrossEntropyLoss"},
+    })  # fmt: skip
+    x = torch.randn(300, 4, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    chunks = [(x[i : i + 64], y[i : i + 64], torch.ones(len(x[i : i + 64]))) for i in range(0, 300, 64)]
+    downsampling = DownsamplingConfig(ratio=25, **strategy)
+    saves = []
+
+    def run(name=None, kill_at=None):
+        def after_save():
+            saves.append(name)
+            if len(saves) == kill_at:
+                raise Killed
+
+        torch.manual_seed(1)
+        model = build_model("MLP", {"in_features": 4, "num_classes": 2, "hidden": [8]})
+        checkpointer = None if name is None else Checkpointer(ArtifactStore(tmp_path), tmp_path / name, {}, 3,
+                                                              after_save)  # fmt: skip
+        outcome = train(model, chunks, config, trigger_index=0, num_samples=300, device=torch.device("cpu"),
+                        checkpointer=checkpointer, downsampling=downsampling)  # fmt: skip
+        return model.state_dict(), [(e, p.tolist(), w.tolist()) for e, p, w in outcome.trained]
+
+    plain = run()
+    whole = run("a")
+    assert all(torch.equal(plain[0][k], whole[0][k]) for k in plain[0]), "checkpointing changes nothing trained"
+    assert plain[1] == whole[1]
+    checkpoints = len(saves)
+    assert checkpoints >= 4
+    with pytest.raises(Killed):
+        run("b", kill_at=checkpoints + checkpoints // 2 + 1)  # killed in the second half of the trigger
+    resumed = run("b")
+    assert resumed[1] == whole[1], "the same samples, in the same order, with the same weights"
+    assert all(torch.equal(whole[0][k], resumed[0][k]) for k in whole[0]), "as if never interrupted"
 
 
 def test_the_trainer_downsamples_only_after_the_warmup_triggers():
