@@ -2,14 +2,15 @@
 
 The digits example's workload: SmallCNN on 1x8x8 digits of the built-in drifting stream, batch 64, 4 epochs,
 --samples in-memory samples per trigger. Each strategy trains the same trigger from the same initial weights
-through `train()`, as the trainer does: Loss, GradNorm and Uncertainty (Margin) batch then sample (every batch
-scored by the model, half of it kept) and sample then batch (the whole set scored before each epoch, or once
-with period 0, half of it trained on), RS2 without and with replacement samples then batches (half of the set
-each epoch, no scoring); "random half" trains every epoch on one seeded random half (a presampled set, the
-baseline at the same ratio). Accuracy: of each model on the --holdout samples that follow the training set in the
-stream, as the mean (and min-max) over the repeats, each with its own training seed: one seed's accuracy
-swings by 0.2 and more from one epoch to the next here. All run interleaved --repeat times (medians of the
-times, with min-max), so this machine's noise hits all alike.
+through `train()`, as the trainer does. Batch then sample (every batch scored by the model, half of it kept):
+Loss, GradNorm, Uncertainty (Margin) and the coresets KcenterGreedy, Craig, Submodular and GradMatch. Sample
+then batch (the whole set scored before each epoch, or once with period 0, half of it trained on): Loss,
+GradNorm, Uncertainty. RS2 without and with replacement samples then batches (half of the set each epoch, no
+scoring); "random half" trains every epoch on one seeded random half (a presampled set, the baseline at the
+same ratio). Accuracy: of each model on the --holdout samples that follow the training set in the stream, as
+the mean (and min-max) over the repeats, each with its own training seed: one seed's accuracy swings by 0.2
+and more from one epoch to the next here. All run interleaved --repeat times (medians of the times, with
+min-max), so this machine's noise hits all alike.
 Target (issue 18): StB and RS2 at most 0.6x of the full training time; the BtS strategies' overhead reported.
 Usage: python benchmarks/downsampling.py [--samples 5000] [--holdout 1000] [--repeat 3]
 """
@@ -45,6 +46,14 @@ STRATEGIES = {
         "sample_then_batch": True,
         "period": 0,
     },
+    "KcenterGreedy": {"strategy": "KcenterGreedy"},
+    "Craig (LazyGreedy)": {"strategy": "Craig", "greedy": "LazyGreedy"},
+    "Submodular (FacilityLocation, LazyGreedy)": {
+        "strategy": "Submodular",
+        "submodular_function": "FacilityLocation",
+        "submodular_optimizer": "LazyGreedy",
+    },
+    "GradMatch": {"strategy": "GradMatch"},
     "RS2 without replacement": {"strategy": "RS2", "with_replacement": False},
     "RS2 with replacement": {"strategy": "RS2", "with_replacement": True},
 }

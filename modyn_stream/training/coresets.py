@@ -17,13 +17,14 @@ weights, the outer product of that gradient and the embedding), and a set-level 
   gradients, each step the sample most aligned with what is left unexplained, then non-negative weights by
   regularised least squares (lambda 1); samples weighted 0 are dropped, so it may keep fewer than k.
 
-The greedy optimisers are Modyn's: `NaiveGreedy` (every gain each step), `LazyGreedy` (Minoux's stale upper bounds:
-the same picks for a submodular function, far fewer gains), `StochasticGreedy` (each step the best of a seeded
-random sample of round(ln(1/0.9) n / k) candidates, at least one, as Modyn) and `ApproximateLazyGreedy` (lazy,
-taking a candidate whose fresh gain is at least 0.9 of its bound). `selection_batch` is how many rows of the
-similarity a gain is summed over at a time: it bounds memory, never the picks. Unlike Modyn's, LogDeterminant's
-gain is the log-determinant's own increase, GraphCut's counts the candidate's similarity to itself, and Craig's
-weights are exactly the sizes of the picks' clusters (Modyn's add one to each).
+The greedy optimisers are Modyn's: `NaiveGreedy` (every gain each step), `LazyGreedy` (Minoux's stale upper
+bounds, refreshed 32 at a time: the same picks for a submodular function, far fewer gains), `StochasticGreedy`
+(each step the best of a seeded random sample of round(ln(1/0.9) n / k) candidates, at least one, as Modyn) and
+`ApproximateLazyGreedy` (lazy, taking a candidate whose fresh gain is at least 0.9 of its bound).
+`selection_batch` is how many rows of the similarity a gain is summed over at a time: it bounds memory, never
+the picks. Unlike Modyn's, LogDeterminant's gain is the log-determinant's own increase, GraphCut's counts the
+candidate's similarity to itself, and Craig's weights are exactly the sizes of the picks' clusters (Modyn's add
+one to each).
 
 >>> points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [0.0, 4.0]])
 >>> sorted(k_center_greedy(points, 3, torch.Generator().manual_seed(0)).tolist())  # never both of the close two
@@ -43,6 +44,7 @@ from torch import nn
 
 STOCHASTIC_EPSILON = 0.9  # Modyn's (DeepCore's) epsilon of StochasticGreedy
 APPROXIMATE_BETA = 0.9  # and the bound fraction of ApproximateLazyGreedy
+LAZY_BLOCK = 32  # LazyGreedy refreshes this many of the highest bounds at a time (the same picks, fewer calls)
 
 
 def output_gradients(outputs: torch.Tensor, targets: torch.Tensor, per_sample_loss: Callable) -> torch.Tensor:
@@ -89,11 +91,13 @@ class FacilityLocation:
         self.best = torch.zeros(len(similarity), dtype=similarity.dtype)
 
     def gains(self, candidates: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros(len(candidates), dtype=self.s.dtype)
+        every = 4 * len(candidates) > len(self.s)  # most columns: cheaper to sum them all than to gather them
+        total = torch.zeros(len(self.s) if every else len(candidates), dtype=self.s.dtype)
         for start in range(0, len(self.s), self.rows):
-            block = self.s[start : start + self.rows][:, candidates]
-            total += (block - self.best[start : start + self.rows, None]).clamp(min=0).sum(0)
-        return total
+            block = self.s[start : start + self.rows]
+            total += (block if every else block[:, candidates]).sub(self.best[start : start + self.rows, None]) \
+                .clamp_(min=0).sum(0)  # fmt: skip
+        return total[candidates] if every else total
 
     def add(self, j: int) -> None:
         self.best = torch.maximum(self.best, self.s[:, j])
@@ -160,13 +164,23 @@ def greedy(function, n: int, k: int, optimizer: str, generator: torch.Generator)
         return picked
     bounds = function.gains(torch.arange(n)).clone()  # lazy: a gain only shrinks as picks are added
     while len(picked) < k:
-        best = int(torch.argmax(bounds))
-        stale, fresh = float(bounds[best]), float(function.gains(torch.tensor([best]))[0])
-        bounds[best] = fresh
-        if fresh >= (APPROXIMATE_BETA * stale if optimizer == "ApproximateLazyGreedy" else float(bounds.max())):
-            picked.append(best)
-            bounds[best] = -math.inf
-            function.add(best)
+        if optimizer == "ApproximateLazyGreedy":  # Modyn's: one candidate at a time, within beta of its bound
+            best = int(torch.argmax(bounds))
+            stale, fresh = float(bounds[best]), float(function.gains(torch.tensor([best]))[0])
+            bounds[best] = fresh
+            if fresh < APPROXIMATE_BETA * stale:
+                continue
+        else:  # Minoux's, LAZY_BLOCK candidates at once: a fresh gain above every other bound is the true best
+            top = torch.argsort(bounds, descending=True, stable=True)[: min(LAZY_BLOCK, n - len(picked))]
+            bounds[top] = function.gains(top)
+            best = int(top[torch.argmax(bounds[top])])
+            others = bounds.clone()
+            others[top] = -math.inf
+            if bounds[best] < others.max():
+                continue
+        picked.append(best)
+        bounds[best] = -math.inf
+        function.add(best)
     return picked
 
 

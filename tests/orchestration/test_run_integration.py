@@ -17,6 +17,7 @@ from modyn_stream.datasets import generate
 from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.timeutil import parse_time
 from modyn_stream.training.model_store import load_model
+from modyn_stream.training.trained_samples import read_trained_samples
 from tests.replay.test_replay_integration import read_topic
 
 pytestmark = pytest.mark.integration
@@ -171,6 +172,24 @@ def test_the_tabular_example_trains_an_mlp_on_label_balanced_sets(kafka_settings
     by_metric = {m: [float(v) for _, _, metric, v in evaluations if metric == m] for m in ("Accuracy(top1)", "RocAuc")}
     assert len(by_metric["Accuracy(top1)"]) == len(by_metric["RocAuc"]) >= len(triggers) * 10
     assert all(0 <= v <= 1 for v in by_metric["RocAuc"])
+
+
+def test_loss_downsampling_at_half_trains_half_of_every_batch_end_to_end(kafka_settings, tmp_path):
+    def change(config):
+        config["pipeline"]["name"] = "digits-loss"
+        config["trigger"]["num_samples"] = 1000
+        config["training"]["epochs_per_trigger"] = 2
+        config["selection_strategy"]["downsampling_config"] = {"strategy": "Loss", "ratio": 50}  # batch then sample
+
+    report = run_example(kafka_settings, tmp_path, scaled_example(tmp_path, "digits_downsampling", change),
+                         "digits-loss")  # fmt: skip
+    triggers = rows(report / "triggers.csv", "training_set", "samples_trained", "downsample_s")
+    assert [int(size) for size, _, _ in triggers] == [1000, 2000, 3000]
+    for size, trained, downsample_s in triggers:
+        kept = int(size) // 64 * 32  # half of each full batch of 64, trained in full batches of 64
+        assert int(trained) == 2 * (kept // 64 * 64) and float(downsample_s) > 0
+    record = read_trained_samples(sorted(tmp_path.rglob("trained-samples/trigger-000002.arrow"))[0])
+    assert record.num_rows == int(triggers[2][1]) and len(set(record["weight"].to_pylist())) > 1, "1 / (N p)"
 
 
 def test_the_downsampling_example_trains_each_trigger_on_half_of_its_set_and_says_so(kafka_settings, tmp_path):
