@@ -120,7 +120,7 @@ def replay(
     )
 
 
-datasets_app = typer.Typer(help="Built-in drifting datasets (generated; no download).")
+datasets_app = typer.Typer(help="Built-in drifting datasets (generated); Modyn's benchmark files prepared for replay.")
 
 
 @datasets_app.command("generate")
@@ -140,3 +140,34 @@ def generate_cmd(
         raise ModynStreamError(str(exc)) from None
     path = dataset.save(output)
     out.print(f"wrote {len(dataset.y):,} samples of {name} to {path}")
+
+
+@datasets_app.command("prepare")
+def prepare_cmd(
+    name: str = typer.Argument(..., help="yearbook, fmow, arxiv, huffpost, mnist, cglm or criteo."),
+    source: Path = typer.Argument(..., help="The downloaded file or folder (see `--help` of each name in docs)."),
+    output: Path = typer.Argument(..., help="Folder to write into."),
+    split: str = typer.Option("train", help="Wild-Time datasets: train, test or all (Yearbook)."),
+    daily: bool = typer.Option(False, help="fmow: date each image by its capture time, not its year."),
+    labels: Path = typer.Option(None, help="mnist: the labels IDX file (default: beside the images)."),
+    metadata: Path = typer.Option(None, help="cglm: the metadata CSV (default: in SOURCE)."),
+    label_type: str = typer.Option("landmark", help="cglm: landmark, supercategory or hierarchical."),
+    min_samples_per_class: int = typer.Option(25, min=1, help="cglm: drop classes with fewer samples."),
+    frequency_threshold: int = typer.Option(3, min=1, help="criteo: rarer categorical values share one index."),
+) -> None:
+    """Turn a Modyn benchmark dataset's downloaded files into what `replay` reads, with Modyn's event times."""
+    from modyn_stream.datasets.prepare import PREPARERS
+
+    if name not in PREPARERS:
+        raise typer.BadParameter(f"unknown dataset {name!r}; known: {', '.join(PREPARERS)}", param_hint="NAME")
+    if not source.exists():
+        raise ModynStreamError(f"{source}: does not exist")
+    with err.status(f"Preparing {name} from {source} ..."):
+        prepared = PREPARERS[name](
+            source, output, split=split, daily=daily, labels=labels, metadata=metadata, label_type=label_type,
+            min_samples_per_class=min_samples_per_class, frequency_threshold=frequency_threshold,
+        )  # fmt: skip
+    for note in prepared.notes:
+        err.print(f"note: {note}")
+    out.print(f"wrote {prepared.samples:,} samples of {name} to {', '.join(str(p) for p in prepared.outputs)}")
+    out.print(f"publish them with: {prepared.replay_command(name)}")
