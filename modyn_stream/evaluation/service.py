@@ -43,7 +43,7 @@ from modyn_stream.pipeline.registry import registered_pipeline
 from modyn_stream.pipeline.schema.evaluation import BetweenTwoTriggersEvalStrategy, EvalHandler, OffsetEvalStrategy
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import SCHEMA, numeric
-from modyn_stream.training.decoders import build_decoder
+from modyn_stream.training.decoders import data_decoder
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
 from modyn_stream.training.labels import class_count, keep_classes
@@ -207,9 +207,7 @@ class EvaluatorService(TransactionalStage):
         for dataset, windows in jobs.items():
             spec = datasets[dataset]
             data = spec if spec.decoder is not None else config.data  # its own decoder, else the pipeline's
-            decoder = build_decoder(
-                data.decoder, data.decoder_config, data.transformations, trust=self.trust, seed=event["trigger_index"]
-            )
+            decoder = data_decoder(data, trust=self.trust, seed=event["trigger_index"])
             times, labels, logits = self._predict(
                 model, decoder, dataset, windows, spec.batch_size, device, class_count(config)
             )

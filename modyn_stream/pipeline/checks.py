@@ -105,8 +105,15 @@ def param_group_problems(config: PipelineConfig) -> list[str]:
 
 
 def weights_problems(config: PipelineConfig) -> list[str]:
-    """Pretrained weights the model reads that this machine's torch hub cache lacks (never downloaded)."""
+    """Pretrained weights the model reads that this machine's torch hub or Hugging Face cache lacks (never
+    downloaded)."""
     from modyn_stream.training.zoo import pretrained_weights, weights_file
+
+    if config.model.id == "ArticleNet" or config.data.tokenizer is not None:
+        from modyn_stream.training import text
+
+        problem = text.missing()
+        return [f"{'model.id' if config.model.id == 'ArticleNet' else 'data.tokenizer'}: {problem}"] if problem else []
 
     weights = None if ":" in config.model.id else pretrained_weights(config.model.id, config.model.config)
     path = None if weights is None else weights_file(weights)

@@ -147,6 +147,16 @@ DECODERS: dict[str, Callable[..., Decoder]] = {
 }
 
 
+def data_decoder(data, *, trust: CodeTrust = NOBODY, seed: int = 0) -> Decoder:
+    """The decoder a `data` section (or an evaluation dataset) names; with Modyn's `tokenizer`, its text is
+    tokenized for DistilBERT (training/text.py)."""
+    if data.tokenizer is not None:
+        from modyn_stream.training.text import tokens_decoder
+
+        return tokens_decoder()
+    return build_decoder(data.decoder, data.decoder_config, data.transformations, trust=trust, seed=seed)
+
+
 def build_decoder(
     name: str, config: dict[str, Any], transformations: Sequence = (), *, trust: CodeTrust = NOBODY, seed: int = 0
 ) -> Decoder:

@@ -113,4 +113,8 @@ def model_with_weights(model_id: str, config: dict, state_dict: dict, *, trust: 
     with torch.device("meta"), architecture_only():
         model = build_model(model_id, config, trust=trust)
     model.load_state_dict(state_dict, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # buffers the state does not hold
+        with torch.random.fork_rng(devices=[]), architecture_only():  # (DistilBERT's position ids): built for real
+            model = build_model(model_id, config, trust=trust)
+        model.load_state_dict(state_dict)
     return model

@@ -36,7 +36,7 @@ from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.selection.manifest import read_manifest
 from modyn_stream.selection.strategies import trigger_keys
 from modyn_stream.training.checkpoint import Checkpointer
-from modyn_stream.training.decoders import build_decoder, build_label_transformer
+from modyn_stream.training.decoders import build_label_transformer, data_decoder
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
 from modyn_stream.training.labels import class_count, keep_classes
@@ -125,10 +125,8 @@ class TrainerService(TransactionalStage):
         elif training.initial_model == "pretrained":
             model.load_state_dict(self._initial_state(training))
         data = config.data
-        decoder = build_decoder(
-            data.decoder, data.decoder_config, data.transformations, trust=self.trust,
-            seed=(training.seed or 0) * 1_000_003 + index,  # random transformations: the same for the same set
-        )  # fmt: skip
+        seed = (training.seed or 0) * 1_000_003 + index  # random transformations: the same for the same set
+        decoder = data_decoder(data, trust=self.trust, seed=seed)
         loader = ChunkLoader(self.fetchers[event["dataset"]], decoder, manifest)
         labels = build_label_transformer(data.label_transformer, trust=self.trust)
         chunks = ((x, labels(y), w) for x, y, w in loader)

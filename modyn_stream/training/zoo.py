@@ -23,6 +23,7 @@ from torch import nn
 
 from modyn_stream.training.dlrm import DLRM
 from modyn_stream.training.exceptions import TrainingError
+from modyn_stream.training.text import ArticleNet
 
 _LOAD_PRETRAINED = contextvars.ContextVar("load_pretrained", default=True)
 
@@ -36,6 +37,11 @@ def architecture_only() -> Iterator[None]:
         yield
     finally:
         _LOAD_PRETRAINED.reset(token)
+
+
+def loads_pretrained() -> bool:
+    """False inside `architecture_only()`."""
+    return _LOAD_PRETRAINED.get()
 
 
 def weights_file(weights) -> Path:
@@ -167,5 +173,6 @@ ZOO = {
     "ResNet18": _resnet("ResNet18", "BasicBlock", [2, 2, 2, 2]),
     "ResNet50": _resnet("ResNet50", "Bottleneck", [3, 4, 6, 3]),
     "ResNet152": _resnet("ResNet152", "Bottleneck", [3, 8, 36, 3]),
+    "ArticleNet": ArticleNet,
     "Dummy": Dummy,
 }

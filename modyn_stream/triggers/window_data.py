@@ -16,7 +16,7 @@ from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.trust import CodeTrust
 from modyn_stream.selection.manifest import SCHEMA
-from modyn_stream.training.decoders import build_decoder
+from modyn_stream.training.decoders import data_decoder
 from modyn_stream.training.embeddings import forward_with_embeddings
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.fetch import PayloadFetchers
@@ -86,7 +86,7 @@ class WindowData:
     def _batches(self, config: PipelineConfig, data, rows: pa.Table, apply, device: str):
         """The window's readable samples decoded as `data` says, through `apply` (None: as they are), batch by
         batch, and which samples were readable."""
-        decoder = build_decoder(data.decoder, data.decoder_config, data.transformations, trust=self.trust, seed=0)
+        decoder = data_decoder(data, trust=self.trust, seed=0)
         readable = _Readable(decoder, rows.num_rows)
         columns = [rows[name].cast(kind) for name, kind in zip(SCHEMA.names[:4], SCHEMA.types[:4], strict=True)]
         manifest = pa.Table.from_arrays([*columns, pa.array(np.ones(rows.num_rows, np.float32))], schema=SCHEMA)

@@ -110,8 +110,8 @@ def test_a_file_without_infrastructure_fields_gets_no_note_for_them():
          "training: initial_model_id 3 is a Modyn model-storage id, which names nothing here"),
         (lambda d: d["evaluation"]["handlers"][0]["strategy"].update(interval="[+inf; +1d]"),
          "evaluation.handlers[0].strategy.interval: invalid interval '[+inf; +1d]': the left bound cannot be +inf"),
-        (lambda d: d["data"].update(tokenizer="DistilBertTokenizerTransform"),
-         "data.tokenizer: DistilBertTokenizerTransform is not available yet"),
+        (lambda d: d["data"].update(tokenizer="BertTokenizer"),
+         "data.tokenizer: unknown tokenizer 'BertTokenizer'; known: DistilBertTokenizerTransform"),
         (lambda d: d["selection_strategy"].update(downsampling_config={"strategy": "RHOLoss", "ratio": 50}),
          "selection_strategy.downsampling_config: RHOLoss downsampling needs holdout_set_strategy, holdout_set_ratio, "
          "il_training_config"),

@@ -59,6 +59,9 @@ def _transformation(value: Any) -> Any:
     return value
 
 
+TOKENIZERS = ("DistilBertTokenizerTransform",)  # Modyn's; training/text.py
+
+
 class DataFields(Strict):
     """How payloads are decoded; shared by `data` and each evaluation dataset."""
 
@@ -100,12 +103,17 @@ class DataFields(Strict):
     @field_validator("tokenizer")
     @classmethod
     def _tokenizer(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError(
-                f"{value} is not available yet (it needs Modyn's text models); decoder text gives byte-level "
-                "token ids without a tokenizer"
-            )
+        if value is not None and value not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer {value!r}; known: {', '.join(TOKENIZERS)} (Modyn's)")
         return value
+
+    @model_validator(mode="after")
+    def _tokenized_text(self) -> DataFields:
+        """The tokenizer reads the payload as text (Modyn's `str(data, 'utf8')` parser, decoder text)."""
+        if self.tokenizer is not None and (self.decoder not in (None, "text") or self.transformations):
+            raise ValueError(f"tokenizer {self.tokenizer} reads UTF-8 text: it takes decoder text (Modyn's "
+                             "str(data, 'utf8') parser) and no transformations")  # fmt: skip
+        return self
 
     def code_references(self, where: str) -> list[tuple[str, str]]:
         """(field, module:function) of every reference to code in this section."""
