@@ -125,7 +125,7 @@ datasets_app = typer.Typer(help="Built-in drifting datasets (generated); Modyn's
 
 @datasets_app.command("generate")
 def generate_cmd(
-    name: str = typer.Argument(..., help="digits-drift or tabular-drift."),
+    name: str = typer.Argument(..., help="digits-drift, tabular-drift, yearbook-drift or criteo-drift."),
     output: Path = typer.Argument(..., help="Where to write the .npz (arrays x, y, t)."),
     samples: int = typer.Option(20_000, min=1, help="Number of samples."),
     seed: int = typer.Option(0, help="Seed: the same seed gives the same dataset."),

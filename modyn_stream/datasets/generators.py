@@ -7,6 +7,8 @@
   that turns over event time (gradual drift), with label noise.
 * `yearbook-drift`: a stand-in for Modyn's Yearbook benchmark in its format (float32 1x32x32
   pictures, binary labels, one day per year from 1970), whose classes drift over the years.
+* `criteo-drift`: a stand-in for Modyn's Criteo benchmark in its record format (13 float32 + 26 int32 per
+  sample, one event-time day per Criteo day), whose click model shifts from day to day.
 
 >>> d = generate("tabular-drift", samples=1000, seed=1)
 >>> d.x.shape, d.x.dtype.name, sorted(set(d.y.tolist())), bool((d.t[1:] >= d.t[:-1]).all())
@@ -133,10 +135,28 @@ def yearbook_drift(samples: int = 4_000, seed: int = 0, years: int = 84, noise: 
     return GeneratedDataset("yearbook-drift", x, y, t)
 
 
+def criteo_drift(samples: int = 20_000, seed: int = 0, days: int = 24, cardinality: int = 100) -> GeneratedDataset:
+    """A stand-in for Modyn's Criteo benchmark, in its record format: 156 payload bytes, 13 float32 numerical
+    features (log(1 + count), as the preprocessing leaves them) then 26 int32 categorical ids (1..cardinality),
+    a click label, and day d's samples at d days + 1 s (Modyn's `criteo_timestamps.py`). Clicks follow a
+    logistic model whose preferred ids of the first three features shift from day to day."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, days, size=samples) * DAY_MS + 1000 + rng.integers(0, DAY_MS - 1000, size=samples))
+    day = t // DAY_MS
+    numerical = np.log1p(rng.poisson(3.0, (samples, 13))).astype(np.float32)
+    ids = rng.zipf(1.3, (samples, 26)) % cardinality + 1
+    preferred = (ids[:, :3] + (day[:, None] * cardinality // max(days, 1))) % cardinality < cardinality // 4
+    logit = 1.5 * preferred.sum(1) - 2.0 + 0.3 * (numerical[:, 0] - numerical[:, 1])
+    y = (rng.random(samples) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    records = np.concatenate([numerical.view(np.uint8), ids.astype("<i4").view(np.uint8)], axis=1)
+    return GeneratedDataset("criteo-drift", records, y, t)
+
+
 GENERATORS: dict[str, Callable[..., GeneratedDataset]] = {
     "digits-drift": digits_drift,
     "tabular-drift": tabular_drift,
     "yearbook-drift": yearbook_drift,
+    "criteo-drift": criteo_drift,
 }
 
 

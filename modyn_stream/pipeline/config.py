@@ -33,7 +33,7 @@ from modyn_stream.pipeline.schema.triggers import (
 class ReplaySection(Strict):
     """modyn-stream's own section: what `modyn-stream run` replays into `data.dataset_id`."""
 
-    generator: Literal["digits-drift", "tabular-drift", "yearbook-drift"] | None = Field(
+    generator: Literal["digits-drift", "tabular-drift", "yearbook-drift", "criteo-drift"] | None = Field(
         None, description="A built-in stream."
     )
     path: str | None = Field(None, description="An .npz file with x, y and t (event time, epoch ms) arrays.")

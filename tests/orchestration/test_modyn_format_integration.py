@@ -71,3 +71,22 @@ def test_the_yearbook_example_in_modyns_format_retrains_yearly_and_its_first_mod
     assert accuracy[(0, slices[0])] > 0.8, "the first model knows its own years"
     assert accuracy[(0, slices[-1])] < accuracy[(0, slices[0])] - 0.2, "and forgets as the classes drift"
     assert accuracy[(6, slices[-1])] > accuracy[(0, slices[-1])], "the model of the last years knows them better"
+
+
+def test_the_criteo_example_in_modyns_format_trains_dlrm_daily_and_scores_clicks(kafka_settings, tmp_path):
+    config = yaml.safe_load((MODYN_FORMAT.parents[3] / "examples" / "criteo_dlrm_modyn.yaml").read_text())
+    config["replay"]["samples"] = 6000  # 24 days of 250 clicks
+    config["training"]["epochs_per_trigger"] = 1
+    config["trigger"] |= {"every": "6d", "fire_on_end_of_stream": True}  # 4 "weeks", the last too
+    config["evaluation"]["handlers"][0]["strategy"]["eval_every"] = "6d"
+    pipeline = tmp_path / "criteo.yaml"
+    pipeline.write_text(yaml.safe_dump(config, sort_keys=False))
+    report = run_example(kafka_settings, tmp_path, pipeline, "criteo-dlrm-modyn")
+    triggers = rows(report / "triggers.csv", "trigger", "training_set")
+    assert len(triggers) == 4 and sum(int(n) for _, n in triggers) == 6000, "each day's clicks in one trigger"
+    scores = rows(report / "evaluations.csv", "trigger", "window_start", "metric", "value")
+    assert {m for _, _, m, _ in scores} == {"Accuracy(top1)", "RocAuc"}
+    own = [float(v) for t, s, m, v in scores if m == "RocAuc" and int(s) == int(t) * 6 * DAY]
+    assert len(own) == 4 and all(0.6 < auc <= 1 for auc in own), "each model ranks its own weeks' clicks"
+    first_on_last = [float(v) for t, s, m, v in scores if m == "RocAuc" and t == "0" and int(s) == 18 * DAY]
+    assert first_on_last[0] < own[0] - 0.2, "and the first model loses them as the click model shifts"
