@@ -174,11 +174,11 @@ def train(
             if resuming:
                 subsets[epoch] = resume["subset"]
             elif epoch == 0 or (downsampling.period and epoch % downsampling.period == 0):
-                scoring = time.perf_counter()
+                began = time.perf_counter()
                 x_all, y_all = torch.cat([c[0] for c in seen]), torch.cat([c[1] for c in seen])
                 subsets[epoch] = scored_subset(downsampling, model, x_all, y_all, per_sample_loss,
                                                config.batch_size, picks, device, irreducible)  # fmt: skip
-                outcome.downsample_s += time.perf_counter() - scoring
+                outcome.downsample_s += time.perf_counter() - began
             else:
                 subsets[epoch] = subsets[epoch - 1]
         if epoch == 0 and not scores_the_set:  # each chunk as it arrives (or as it arrived, if held in memory)

@@ -16,7 +16,8 @@ from modyn_stream.pipeline.schema.triggers import (
 )
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
-BASE = yaml.safe_load(EXAMPLES[0].read_text()) if EXAMPLES else {}
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits_data_amount.yaml"  # the main job's: the base
+BASE = yaml.safe_load(DIGITS.read_text())
 
 
 def with_changes(**sections) -> dict:
@@ -118,7 +119,7 @@ def test_broken_yaml_and_files_give_one_clear_problem(tmp_path):
 
 
 def test_pipeline_id_depends_on_the_config_only():
-    a, b = validate_data(BASE)[0], validate_data(yaml.safe_load(EXAMPLES[0].read_text()))[0]
+    a, b = validate_data(BASE)[0], validate_data(yaml.safe_load(DIGITS.read_text()))[0]
     assert pipeline_id(a) == pipeline_id(b)
     changed = validate_data(with_changes(trigger={"id": "DataAmountTrigger", "num_samples": 7}))[0]
     assert pipeline_id(changed)[0] != pipeline_id(a)[0] and pipeline_id(a)[0].startswith("digits-data-amount-")
@@ -142,14 +143,14 @@ def test_modyn_pipeline_names_with_spaces_and_punctuation_are_kept():
 
 
 def test_a_key_given_twice_is_refused_with_both_lines():
-    text = EXAMPLES[0].read_text() + "trigger: {id: DataAmountTrigger, num_samples: 5}\n"
+    text = DIGITS.read_text() + "trigger: {id: DataAmountTrigger, num_samples: 5}\n"
     (problem,) = validate_text(text)
     assert "not valid YAML: duplicate key 'trigger' (first at line" in problem and problem.startswith("line ")
 
 
 def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
     path = tmp_path / "latin1.yaml"
-    path.write_bytes(EXAMPLES[0].read_bytes() + "# caf\xe9\n".encode("latin-1"))
+    path.write_bytes(DIGITS.read_bytes() + "# caf\xe9\n".encode("latin-1"))
     with pytest.raises(PipelineConfigError) as raised:
         load_pipeline(path)
     (problem,) = raised.value.problems
@@ -172,7 +173,7 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
     ],
 )  # fmt: skip
 def test_values_the_trainer_could_not_use_are_refused_by_validate(change, problem):
-    config = yaml.safe_load(EXAMPLES[0].read_text())
+    config = yaml.safe_load(DIGITS.read_text())
     change(config)
     problems = validate_data(config)[1]
     assert len(problems) == 1 and problems[0].startswith(problem), problems

@@ -9,14 +9,14 @@ from modyn_stream.kafka.topics import TopicNames
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.loading import load_pipeline, pipeline_id
 from modyn_stream.pipeline.registry import register_pipeline
-from tests.pipeline.test_config import EXAMPLES
+from tests.pipeline.test_config import DIGITS
 
 pytestmark = pytest.mark.integration
 
 
 def test_registration_writes_clickhouse_and_announces_on_kafka(kafka_settings, clickhouse_dsn):
     store = MetadataStore(clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
-    config = load_pipeline(EXAMPLES[0])
+    config = load_pipeline(DIGITS)
     pid = register_pipeline(config, kafka_settings, store)
     assert pid == pipeline_id(config)[0]
     assert register_pipeline(config, kafka_settings, store) == pid  # idempotent id

@@ -171,7 +171,12 @@ def test_a_modyn_rs2_config_validates_as_modyn_s():
          "selection_strategy.downsampling_config: RHOLoss downsampling needs holdout_set_strategy"),
     ],
 )  # fmt: skip
-def test_downsampling_that_is_not_applied_is_refused_in_one_line(downsampling, problem):
+def test_a_wrong_downsampling_config_is_refused_in_one_line(downsampling, problem):
+    assert_refused(downsampling, problem)
+
+
+def assert_refused(downsampling: dict, problem: str) -> None:
+    """The Modyn-format pipeline with this downsampling_config has one problem, starting with `problem`."""
     data = modyn_format()
     data["selection_strategy"]["downsampling_config"] = downsampling
     problems = validate_data(data)[1]
@@ -327,7 +332,4 @@ def test_modyn_s_multi_downsampling_switches_downsamplers_at_its_thresholds():
     ],
 )  # fmt: skip
 def test_a_wrong_multi_downsampling_is_refused_in_one_line_naming_its_place(config, problem):
-    data = modyn_format()
-    data["selection_strategy"]["downsampling_config"] = config
-    problems = validate_data(data)[1]
-    assert len(problems) == 1 and problems[0].startswith(problem), problems
+    assert_refused(config, problem)

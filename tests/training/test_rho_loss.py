@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from modyn_stream.artifacts import ArtifactStore
-from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import OptimizationCriterion, TrainingSection
 from modyn_stream.pipeline.trust import NOBODY
@@ -14,7 +13,7 @@ from modyn_stream.training.loop import train
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import build_model
 from modyn_stream.training.rho_loss import in_holdout, irreducible_losses
-from tests.pipeline.test_modyn_compat import modyn_format
+from tests.training.test_downsampling import assert_refused
 
 IL = {
     "il_model_id": "MLP", "il_model_config": {"in_features": 4, "num_classes": 2, "hidden": [8]},
@@ -131,13 +130,6 @@ def test_rho_downsampled_training_trains_on_the_ratio(sample_then_batch, tmp_pat
     ],
 )  # fmt: skip
 def test_a_wrong_rho_loss_config_is_refused_in_one_line(change, problem):
-    config = modyn_format()
-    config["selection_strategy"]["downsampling_config"] = {
-        "strategy": "RHOLoss", "ratio": 50, "holdout_set_strategy": "Simple", "holdout_set_ratio": 30,
-        "il_training_config": IL, **change,
-    }  # fmt: skip
-    config["selection_strategy"]["downsampling_config"] = {
-        k: v for k, v in config["selection_strategy"]["downsampling_config"].items() if v is not None
-    }
-    problems = validate_data(config)[1]
-    assert len(problems) == 1 and problems[0].startswith(problem), problems
+    downsampling = {"strategy": "RHOLoss", "ratio": 50, "holdout_set_strategy": "Simple", "holdout_set_ratio": 30,
+                    "il_training_config": IL, **change}  # fmt: skip
+    assert_refused({k: v for k, v in downsampling.items() if v is not None}, problem)

@@ -9,7 +9,7 @@ from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
 from modyn_stream.triggers.batched import WAITING
 from modyn_stream.triggers.drift.trigger import DriftDetector
 from modyn_stream.triggers.ensemble import EnsembleJudge
-from tests.pipeline.test_config import EXAMPLES
+from tests.pipeline.test_config import DIGITS
 from tests.triggers.decisions import decide_all
 from tests.triggers.drift.test_trigger import SHIFT, Index, Vectors, config_with
 
@@ -46,7 +46,7 @@ def test_both_must_have_fired_since_the_last_trigger(strategy):
 
 def test_a_custom_vote_runs_only_where_the_operator_trusts_it():
     custom = ensemble({"id": "Custom", "aggregation_function": f"{__name__}:drift_alone"})
-    data = yaml.safe_load(EXAMPLES[0].read_text()) | {"trigger": custom}
+    data = yaml.safe_load(DIGITS.read_text()) | {"trigger": custom}
     trusted = CodeTrust(modules=(__name__,))
     config, problems = validate_data(data, trusted)
     assert not problems, problems

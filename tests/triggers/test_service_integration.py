@@ -18,13 +18,13 @@ from modyn_stream.pipeline.registry import register_pipeline
 from modyn_stream.replay.publisher import TimestampPolicy, replay, sample_keys
 from modyn_stream.replay.sources import SampleSource
 from modyn_stream.triggers.service import TriggerService
-from tests.pipeline.test_config import EXAMPLES
+from tests.pipeline.test_config import DIGITS
 
 pytestmark = pytest.mark.integration
 
 
 def pipeline(dataset: str, trigger: dict):
-    data = yaml.safe_load(EXAMPLES[0].read_text())
+    data = yaml.safe_load(DIGITS.read_text())
     data["data"]["dataset_id"] = dataset
     data["trigger"] = trigger
     config, problems = validate_data(data)

@@ -6,13 +6,13 @@ import yaml
 from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.notes import pipeline_notes
 from modyn_stream.pipeline.schema.drift import AmountWindowingStrategy, DataDriftTrigger, TimeWindowingStrategy
-from tests.pipeline.test_config import EXAMPLES
+from tests.pipeline.test_config import DIGITS
 
 MMD = {"id": "AlibiDetectMmdDriftMetric", "decision_criterion": {"id": "ThresholdDecisionCriterion", "threshold": 0.1}}
 
 
 def with_trigger(trigger: dict):
-    data = yaml.safe_load(EXAMPLES[0].read_text())
+    data = yaml.safe_load(DIGITS.read_text())
     data["trigger"] = {"id": "DataDriftTrigger", "evaluation_interval_data_points": 100, **trigger}
     return validate_data(data)
 

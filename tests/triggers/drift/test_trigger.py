@@ -13,7 +13,7 @@ from modyn_stream.triggers.drift import trigger
 from modyn_stream.triggers.drift.metrics import measure
 from modyn_stream.triggers.drift.trigger import DriftDetector
 from modyn_stream.triggers.policies import Boundary
-from tests.pipeline.test_config import EXAMPLES
+from tests.pipeline.test_config import DIGITS
 from tests.triggers.decisions import decide_all
 
 
@@ -73,7 +73,7 @@ class Vectors:
 
 
 def config_with(trigger: dict):
-    data = yaml.safe_load(EXAMPLES[0].read_text())
+    data = yaml.safe_load(DIGITS.read_text())
     data["trigger"] = trigger
     config, problems = validate_data(data)
     assert not problems, problems
