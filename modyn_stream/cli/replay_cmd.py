@@ -144,10 +144,10 @@ def generate_cmd(
 
 @datasets_app.command("prepare")
 def prepare_cmd(
-    name: str = typer.Argument(..., help="yearbook, fmow, arxiv, huffpost, mnist, cglm or criteo."),
+    name: str = typer.Argument(..., help="yearbook, fmow, arxiv, huffpost, mnist, cglm, cloc or criteo."),
     source: Path = typer.Argument(..., help="The downloaded file or folder (see `--help` of each name in docs)."),
     output: Path = typer.Argument(..., help="Folder to write into."),
-    split: str = typer.Option("train", help="Wild-Time datasets: train, test or all (Yearbook)."),
+    split: str = typer.Option("train", help="Wild-Time: train, test or all (Yearbook); cloc: train or all."),
     daily: bool = typer.Option(False, help="fmow: date each image by its capture time, not its year."),
     labels: Path = typer.Option(None, help="mnist: the labels IDX file (default: beside the images)."),
     metadata: Path = typer.Option(None, help="cglm: the metadata CSV (default: in SOURCE)."),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from modyn_stream.datasets.prepare.base import Prepared, PrepareError
 from modyn_stream.datasets.prepare.criteo import prepare_criteo
-from modyn_stream.datasets.prepare.images import prepare_cglm, prepare_mnist
+from modyn_stream.datasets.prepare.images import prepare_cglm, prepare_cloc, prepare_mnist
 from modyn_stream.datasets.prepare.wildtime import prepare_arxiv, prepare_fmow, prepare_huffpost, prepare_yearbook
 
 PREPARERS = {
@@ -22,6 +22,7 @@ PREPARERS = {
     "huffpost": prepare_huffpost,
     "mnist": prepare_mnist,
     "cglm": prepare_cglm,
+    "cloc": prepare_cloc,
     "criteo": prepare_criteo,
 }
 

@@ -1,7 +1,8 @@
 """Image datasets as Modyn's scripts lay them out: one image file and one `.label` file per sample, both modified
 at the sample's event time. MNIST (`benchmark/mnist`) from its IDX files, sample i at i seconds (Modyn's
 INCREASING; its default, random times, is not reproducible); CGLM (`benchmark/cglm`) from Google Landmarks v2's
-image tree and the CGLM metadata CSV, at each image's upload time."""
+image tree and the CGLM metadata CSV, at each image's upload time; CLOC (`benchmark/cloc`) from its images and
+order files, at each image's time."""
 
 from __future__ import annotations
 
@@ -75,3 +76,42 @@ def prepare_cglm(source: Path, out: Path, metadata: Path | None = None, label_ty
     notes = [f"{len(missing)} images named in the metadata are not under {source} (e.g. {missing[0]}.jpg): left "
              "out, as Modyn's script does"] if missing else []  # fmt: skip
     return Prepared([folder], written, "--format images --timestamps mtime", notes)
+
+
+CLOC_EPOCH_S = 1072911600  # CLOC's times count seconds from 2004-01-01 (Modyn's script adds this)
+
+
+def prepare_cloc(source: Path, out: Path, split: str = "train", **_) -> Prepared:
+    """CLOC's unzipped images under `source` and its CLOC_torchsave_order_files (store locations, labels, times:
+    torch-saved lists, loaded as data only) -> cloc/<store location> + .label, at each image's time; `split`
+    all adds the cross-validation part, as Modyn's `--all`."""
+    import torch
+
+    from modyn_stream.training.model_store import LOAD_ERRORS
+
+    orders = source / "CLOC_torchsave_order_files"
+    parts = ["train"] + (["cross_val"] if split == "all" else [])
+    folder, written = out / "cloc", 0
+    for part in parts:
+        columns = []
+        for kind in ("store_loc", "labels", "time"):
+            path = orders / f"{part}_{kind}.torchSave"
+            if not path.is_file():
+                raise PrepareError(path, "does not exist (CLOC's order files; unzip CLOC_torchsave_order_files)")
+            try:
+                columns.append(list(torch.load(path, map_location="cpu", weights_only=True)))
+            except (*LOAD_ERRORS, TypeError) as exc:
+                raise PrepareError(path, f"not a readable torch-saved list: {exc}") from None
+        if len({len(c) for c in columns}) != 1:
+            raise PrepareError(orders, f"{part}: store locations, labels and times differ in length")
+        places = [str(p).strip() for p in columns[0]]
+        missing = [p for p in places if not (source / p).is_file()]
+        if missing:
+            raise PrepareError(source, f"{len(missing)} images of {part} missing, e.g. {missing[0]}")
+        for place, label, seconds in zip(places, columns[1], columns[2], strict=True):
+            target = folder / place
+            target.parent.mkdir(parents=True, exist_ok=True)
+            t_ms = int((float(seconds) + CLOC_EPOCH_S) * 1000)
+            write_labelled_file(target.parent, target.name, (source / place).read_bytes(), int(label), t_ms)
+            written += 1
+    return Prepared([folder], written, "--format images --timestamps mtime")

@@ -113,6 +113,26 @@ def test_cglm_keeps_labelled_classes_with_enough_samples_numbered_by_first_appea
     assert len(prepared.notes) == 1 and "1 images named in the metadata are not under" in prepared.notes[0]
 
 
+def test_cloc_images_get_their_labels_and_times_from_the_order_files(tmp_path):
+    orders = tmp_path / "CLOC_torchsave_order_files"
+    orders.mkdir()
+    places = ["data/0/a.jpg", "data/1/b.jpg"]
+    for place in places:
+        (tmp_path / place).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / place).write_bytes(place.encode())
+    for kind, values in (("store_loc", [p + "\n" for p in places]), ("labels", [3, 7]), ("time", [0, 86_400])):
+        torch.save(values, orders / f"train_{kind}.torchSave")
+    prepared = PREPARERS["cloc"](tmp_path, tmp_path / "out")
+    source = read_image_folder(prepared.outputs[0])
+    assert list(source.names) == places and source.labels.tolist() == [3, 7]
+    assert source.file_mtimes_ms.tolist() == [1072911600000, 1072911600000 + DAY_MS], "seconds since 2004"
+    with pytest.raises(PrepareError, match=r"cross_val_store_loc\.torchSave: does not exist"):
+        PREPARERS["cloc"](tmp_path, tmp_path / "all", split="all")
+    (tmp_path / places[1]).unlink()
+    with pytest.raises(PrepareError, match=r"1 images of train missing, e\.g\. data/1/b\.jpg"):
+        PREPARERS["cloc"](tmp_path, tmp_path / "again")
+
+
 def test_criteo_days_become_modyn_s_160_byte_records_with_frequency_thresholded_ids(tmp_path):
     def row(label, numbers, categories):
         return "\t".join([str(label), *numbers, *categories])
