@@ -37,9 +37,6 @@ class ILTrainingConfig(TrainingSection):
 
 
 GREEDY = Literal["NaiveGreedy", "LazyGreedy", "StochasticGreedy", "ApproximateLazyGreedy"]
-APPLIED_DOWNSAMPLING = (
-    "Loss", "GradNorm", "Uncertainty", "KcenterGreedy", "GradMatch", "Craig", "Submodular", "RHOLoss", "RS2",
-)  # fmt: skip
 GRADIENT_STRATEGIES = ("GradMatch", "Craig", "Submodular")  # on last-layer gradients, `full_grad_approximation`
 OWNERS = {  # a strategy's own fields (as in Modyn): refused with any other strategy
     "score_metric": ("Uncertainty",),
@@ -125,14 +122,10 @@ class DownsamplingConfig(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _defaults_and_not_applied(cls, data: Any) -> Any:
-        strategy = data.get("strategy", "No") if isinstance(data, dict) else "No"
-        if strategy not in ("No", *APPLIED_DOWNSAMPLING):  # accepted and not applied would train on all the data
-            raise ValueError(
-                f"{strategy} downsampling is not applied by this version (it would train on all the data); "
-                f"applied: {', '.join(APPLIED_DOWNSAMPLING)}"
-            )
-        return {**DEFAULTS.get(strategy, {}), **data} if isinstance(data, dict) else data
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {**DEFAULTS.get(data.get("strategy", "No"), {}), **data}
 
     def kept(self, batch_size: int) -> int:
         """How many samples of a batch are kept (at least one)."""
