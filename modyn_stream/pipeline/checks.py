@@ -131,6 +131,9 @@ def device_problems(config: PipelineConfig) -> list[str]:
     devices = [("training.device", config.training.device)]
     if config.evaluation is not None:
         devices.append(("evaluation.device", config.evaluation.device))
+    for where, downsampler in config.selection_strategy.downsamplers():
+        if downsampler.il_training_config is not None:  # RHO-Loss trains its IL model there
+            devices.append((f"{where}.il_training_config.device", downsampler.il_training_config.device))
     for where, name in devices:
         if not name.startswith("cuda"):
             continue

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from confluent_kafka import Message
 
@@ -196,12 +197,12 @@ class TrainerService(TransactionalStage):
     ) -> IrreducibleLoss:
         """RHO-Loss's step before training: the IL model(s) on a holdout of the trigger's own new samples."""
         pid, index = event["pipeline_id"], event["trigger_index"]
-        keys = manifest["key"].to_pylist()
-        new = set(trigger_keys(self.store, pid, event["dataset"], index))
+        own = pa.array(trigger_keys(self.store, pid, event["dataset"], index), pa.string())
+        new = pc.is_in(manifest["key"], value_set=own).to_numpy(zero_copy_only=False)
         return irreducible_losses(
-            downsampling, chunks, np.array([key in new for key in keys], dtype=bool), keys,
-            seed=config.training.seed or 0, trigger_index=index,
-            criterion_config=config.training.optimization_criterion, device=_device(config.training.device),
+            downsampling, chunks, new, manifest["key"].to_pylist(), seed=config.training.seed or 0,
+            trigger_index=index, criterion_config=config.training.optimization_criterion,
+            device=_device(downsampling.il_training_config.device),  # the IL model's own device
             artifacts=self.artifacts, pipeline_id=pid, trust=self.trust,
         )  # fmt: skip
 

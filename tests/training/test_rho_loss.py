@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from modyn_stream.artifacts import ArtifactStore
+from modyn_stream.pipeline.loading import validate_data
 from modyn_stream.pipeline.schema.downsampling import DownsamplingConfig
 from modyn_stream.pipeline.schema.training import OptimizationCriterion, TrainingSection
 from modyn_stream.pipeline.trust import NOBODY
@@ -13,6 +14,7 @@ from modyn_stream.training.loop import train
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.models import build_model
 from modyn_stream.training.rho_loss import in_holdout, irreducible_losses
+from tests.pipeline.test_modyn_compat import modyn_format
 from tests.training.test_downsampling import assert_refused
 
 IL = {
@@ -133,3 +135,18 @@ def test_a_wrong_rho_loss_config_is_refused_in_one_line(change, problem):
     downsampling = {"strategy": "RHOLoss", "ratio": 50, "holdout_set_strategy": "Simple", "holdout_set_ratio": 30,
                     "il_training_config": IL, **change}  # fmt: skip
     assert_refused({k: v for k, v in downsampling.items() if v is not None}, problem)
+
+
+def test_the_il_model_trains_on_its_own_device_and_one_this_machine_lacks_is_named():
+    from modyn_stream.pipeline.checks import device_problems
+
+    data = modyn_format()
+    data["selection_strategy"]["downsampling_config"] = {
+        "strategy": "RHOLoss", "ratio": 50, "holdout_set_strategy": "Simple", "holdout_set_ratio": 30,
+        "il_training_config": {**IL, "device": "cuda:99"},
+    }  # fmt: skip
+    config, problems = validate_data(data)
+    assert not problems
+    assert device_problems(config)[-1].startswith(
+        "selection_strategy.downsampling_config.il_training_config.device: cuda:99, but this machine has"
+    )
