@@ -109,18 +109,18 @@ def weights_problems(config: PipelineConfig) -> list[str]:
     downloaded)."""
     from modyn_stream.training.zoo import pretrained_weights, weights_file
 
+    problems = []
     if config.model.id == "ArticleNet" or config.data.tokenizer is not None:
         from modyn_stream.training import text
 
-        problem = text.missing()
-        return [f"{'model.id' if config.model.id == 'ArticleNet' else 'data.tokenizer'}: {problem}"] if problem else []
-
+        if problem := text.missing():
+            problems.append(f"{'model.id' if config.model.id == 'ArticleNet' else 'data.tokenizer'}: {problem}")
     weights = None if ":" in config.model.id else pretrained_weights(config.model.id, config.model.config)
     path = None if weights is None else weights_file(weights)
-    if path is None or path.is_file():
-        return []
-    return [f"model.config.use_pretrained: {config.model.id} reads {path.name}, which is not in {path.parent} "
-            f"(download {weights.url} there, or set use_pretrained: false)"]  # fmt: skip
+    if path is not None and not path.is_file():
+        problems.append(f"model.config.use_pretrained: {config.model.id} reads {path.name}, which is not in "
+                        f"{path.parent} (download {weights.url} there, or set use_pretrained: false)")  # fmt: skip
+    return problems
 
 
 def device_problems(config: PipelineConfig) -> list[str]:

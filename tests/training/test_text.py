@@ -99,3 +99,20 @@ def test_a_tokenizer_that_cannot_read_the_payload_is_refused_in_one_line(data, p
     config["data"].pop("bytes_parser_function", None)
     problems = validate_data(config)[1]
     assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+def test_a_missing_tokenizer_does_not_hide_missing_torchvision_weights(tmp_path, monkeypatch):
+    from modyn_stream.pipeline.checks import weights_problems
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    data = modyn_format()
+    data["model"] = {"id": "ResNet18", "config": {"num_classes": 3, "use_pretrained": True}}
+    data["training"]["optimizers"] = [{"name": "default", "algorithm": "SGD", "source": "PyTorch",
+                                       "param_groups": [{"module": "model", "config": {"lr": 0.1}}]}]  # fmt: skip
+    data["data"] |= {"decoder": "text", "tokenizer": "DistilBertTokenizerTransform", "transformations": []}
+    data["data"].pop("bytes_parser_function", None)
+    config, problems = validate_data(data)
+    assert not problems
+    found = weights_problems(config)
+    assert [line.split(":")[0] for line in found] == ["data.tokenizer", "model.config.use_pretrained"], found
