@@ -146,18 +146,12 @@ def greedy(function, n: int, k: int, optimizer: str, generator: torch.Generator)
     k = min(k, n)
     picked: list[int] = []
     free = torch.ones(n, dtype=torch.bool)
-    if optimizer == "StochasticGreedy":
+    if optimizer in ("NaiveGreedy", "StochasticGreedy"):  # each step the best of every free sample, or of a sample
         size = max(round(-math.log(STOCHASTIC_EPSILON) * n / k), 1)
         while len(picked) < k:
             pool = torch.nonzero(free).flatten()
-            sample = pool[torch.randperm(len(pool), generator=generator)[:size]]
-            picked.append(int(sample[torch.argmax(function.gains(sample))]))
-            free[picked[-1]] = False
-            function.add(picked[-1])
-        return picked
-    if optimizer == "NaiveGreedy":
-        while len(picked) < k:
-            pool = torch.nonzero(free).flatten()
+            if optimizer == "StochasticGreedy":
+                pool = pool[torch.randperm(len(pool), generator=generator)[:size]]
             picked.append(int(pool[torch.argmax(function.gains(pool))]))
             free[picked[-1]] = False
             function.add(picked[-1])
