@@ -207,3 +207,16 @@ def test_modyn_s_coreset_configs_validate_with_modyn_s_defaults():
 def test_a_dumped_downsampling_config_validates_again_as_itself(strategy):
     config = DownsamplingConfig(ratio=50, **strategy)
     assert DownsamplingConfig.model_validate(config.model_dump()) == config, "as the runner re-reads a pipeline"
+
+
+def test_a_selection_batch_log_determinant_never_reads_is_noted():
+    from modyn_stream.pipeline.notes import pipeline_notes
+
+    data = modyn_format()
+    data["selection_strategy"]["downsampling_config"] = {
+        "strategy": "Submodular", "ratio": 50, "submodular_function": "LogDeterminant", "selection_batch": 32,
+    }  # fmt: skip
+    config, problems = validate_data(data)
+    assert not problems
+    assert ("selection_strategy.downsampling_config.selection_batch: LogDeterminant's gains sum no similarity rows; "
+            "not read") in pipeline_notes(config)  # fmt: skip

@@ -116,9 +116,12 @@ class DownsamplingConfig(Strict):
                 f"{name}: not read with downsampling strategy No"
                 for name in sorted(self.model_fields_set - {"strategy"})
             ]
+        notes = []
         if "period" in self.model_fields_set and not self.sample_then_batch:
-            return ["period: only sample-then-batch reads it (as in Modyn)"]
-        return []
+            notes.append("period: only sample-then-batch reads it (as in Modyn)")
+        if "selection_batch" in self.model_fields_set and self.submodular_function == "LogDeterminant":
+            notes.append("selection_batch: LogDeterminant's gains sum no similarity rows; not read")
+        return notes
 
     @model_validator(mode="before")
     @classmethod
