@@ -1,10 +1,18 @@
 """Fetching sample payloads from the sample topic by (partition, offset), with a bounded cache.
 
-The wanted offsets of each partition (a chunk of the manifest, sorted) form runs: samples of one stretch of
-event time sit close together in each partition of an in-order stream. A run is read sequentially from its
-first offset (gaps up to `max_gap` are read through rather than
-seeking). Payloads are kept in an LRU cache bounded in bytes, so data reused by later triggers
-(all-data or sliding-window selections) is not read from Kafka again. Every record read is checked
+A training set is read chunk by chunk (slices of the manifest, which is in stream order), so the
+offsets each chunk wants from a partition mostly continue where the previous chunk stopped. The
+fetcher therefore keeps every partition it reads assigned across chunks, positioned where it
+stopped: librdkafka goes on fetching while the loop trains, and a chunk that continues a partition
+starts on records already in memory. A partition is moved (reassigned at a new offset) only when
+the next wanted offset lies behind its position or more than `max_gap` records ahead of it; records
+inside a smaller gap are read through. Records a partition delivers beyond what the chunk wants
+are kept in the cache for the next chunks, up to `read_ahead` records, then the partition is
+paused. `release()` (the loader calls it when its set ends) unassigns everything: an assigned
+consumer keeps polling the broker.
+
+Payloads are kept in an LRU cache bounded in bytes, so data reused by later triggers (all-data or
+sliding-window selections) is not read from Kafka again. Every payload handed out is checked
 against the manifest's key: a manifest and a topic that disagree fail loudly, never silently.
 A record missing from the log is a PayloadError (the training set cannot be used); a broker that does
 not answer is a transient KafkaLayerError (the same fetch succeeds once it is back).
@@ -28,28 +36,29 @@ from modyn_stream.training.exceptions import PayloadError
 
 
 class PayloadCache:
-    """(partition, offset) -> payload bytes, least recently used evicted past `max_bytes`."""
+    """(partition, offset) -> (key, payload), least recently used evicted past `max_bytes` of payload."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._items: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._items: OrderedDict[tuple[int, int], tuple[str, bytes]] = OrderedDict()
 
-    def get(self, key: tuple[int, int]) -> bytes | None:
+    def get(self, key: tuple[int, int]) -> tuple[str, bytes] | None:
         value = self._items.get(key)
         if value is not None:
             self._items.move_to_end(key)
         return value
 
-    def put(self, key: tuple[int, int], value: bytes) -> None:
-        if len(value) > self.max_bytes:
+    def put(self, key: tuple[int, int], value: tuple[str, bytes]) -> None:
+        size = len(value[1])
+        if size > self.max_bytes:
             return
         old = self._items.pop(key, None)
-        self.bytes += len(value) - (len(old) if old is not None else 0)
+        self.bytes += size - (len(old[1]) if old is not None else 0)
         self._items[key] = value
         while self.bytes > self.max_bytes:
             _, evicted = self._items.popitem(last=False)
-            self.bytes -= len(evicted)
+            self.bytes -= len(evicted[1])
 
 
 @dataclass
@@ -57,6 +66,8 @@ class FetchStats:
     from_kafka: int = 0
     from_cache: int = 0
     read_through: int = 0  # records read only to cross a gap in a run
+    read_ahead: int = 0  # records read past a chunk's needs, cached for the next chunks
+    moves: int = 0  # (re)assignments of a partition at a new offset
 
 
 class PayloadFetcher:
@@ -68,20 +79,24 @@ class PayloadFetcher:
         codec: EventCodec | None = None,
         cache_bytes: int = 512 << 20,
         max_gap: int = 256,
+        read_ahead: int = 4096,
         timeout_s: float = 30.0,
     ) -> None:
         self.topic = topic
         self.codec = codec or EventCodec.for_settings(settings)
         self.cache = PayloadCache(cache_bytes)
-        self.max_gap = max_gap
+        self.max_gap, self.read_ahead = max_gap, read_ahead
         self.timeout_s = timeout_s
         self.stats = FetchStats()
+        self._position: dict[int, int] = {}  # assigned partition -> the next offset it delivers
+        self._ahead: dict[int, int] = {}  # assigned partition -> records read past the last chunk's needs
+        self._paused: set[int] = set()
         self._consumer = Consumer({
             **settings.client_config(), "group.id": f"{settings.namespace}.fetch-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False, "enable.partition.eof": True, "isolation.level": "read_committed",
-            "max.partition.fetch.bytes": 8 << 20,  # sequential runs: fewer, larger fetches
-            # The records are already in the log: no long polls, which would delay the fetch of
-            # the next run by up to fetch.wait.max.ms after every reassignment.
+            "max.partition.fetch.bytes": 8 << 20,  # sequential reads: fewer, larger fetches
+            # The records are already in the log: no long polls, which would delay the first
+            # fetch after every move by up to fetch.wait.max.ms.
             "fetch.wait.max.ms": 10,
         })  # fmt: skip
 
@@ -91,55 +106,115 @@ class PayloadFetcher:
         wanted: dict[int, dict[int, str]] = {}
         for partition, offset, key in zip(partitions, offsets, keys, strict=True):
             cached = self.cache.get((partition, offset))
-            if cached is not None:
-                found[(partition, offset)] = cached
-                self.stats.from_cache += 1
-            else:
+            if cached is None:
                 wanted.setdefault(partition, {})[offset] = key
-        try:
-            for partition, by_offset in wanted.items():
-                for run in _runs(sorted(by_offset), self.max_gap):
-                    found.update(self._read_run(partition, run, by_offset))
-        finally:
-            if wanted:  # an assigned consumer keeps fetching (every 10 ms at the log's end) until unassigned
-                self._consumer.unassign()
+                continue
+            if cached[0] != key:
+                where = f"{self.topic}[{partition}]@{offset}"
+                raise PayloadError(f"{where}: holds key {cached[0]!r}, the manifest says {key!r}")
+            found[(partition, offset)] = cached[1]
+            self.stats.from_cache += 1
+        if wanted:
+            try:
+                self._read(wanted, found)
+            except BaseException:
+                self.release()
+                raise
         return [found[(p, o)] for p, o in zip(partitions, offsets, strict=True)]
 
-    def _read_run(self, partition: int, run: list[int], keys: dict[int, str]) -> dict[tuple[int, int], bytes]:
-        where = f"{self.topic}[{partition}]"
-        self._consumer.assign([TopicPartition(self.topic, partition, run[0])])
-        out: dict[tuple[int, int], bytes] = {}
-        i, deadline = 0, time.monotonic() + self.timeout_s  # run[i]: the next offset wanted
-        while i < len(run):
+    def _read(self, wanted: dict[int, dict[int, str]], found: dict[tuple[int, int], bytes]) -> None:
+        todo = {partition: sorted(by_offset) for partition, by_offset in wanted.items()}
+        done = dict.fromkeys(todo, 0)  # partition -> how many of its wanted offsets were read
+        for partition, offsets in todo.items():
+            self._ahead[partition] = 0
+            self._move(partition, offsets[0])
+        remaining, deadline = sum(map(len, todo.values())), time.monotonic() + self.timeout_s
+        while remaining:
             # A short timeout: consume() waits for the whole count or the timeout, and records
             # arrive fetch by fetch, so a long one would idle on every partial batch.
-            messages = self._consumer.consume(num_messages=min(10_000, run[-1] - run[i] + 1), timeout=0.02)
+            messages = self._consumer.consume(num_messages=10_000, timeout=0.02)
             if not messages and time.monotonic() > deadline:  # the broker, not the data: retried once it is back
-                raise KafkaLayerError(
-                    f"{where}: no records for {self.timeout_s:.0f} s; offset {run[i]} not reached", transient=True
-                )
+                late = {p: offsets[done[p]] for p, offsets in todo.items() if done[p] < len(offsets)}
+                raise KafkaLayerError(f"{self.topic}: no records for {self.timeout_s:.0f} s; {late} not reached",
+                                      transient=True)  # fmt: skip
             for msg in messages:
-                error = msg.error()
+                partition, error = msg.partition(), msg.error()
+                offsets = todo.get(partition, ())
+                want = offsets[done[partition]] if done.get(partition, 0) < len(offsets) else None
+                where = f"{self.topic}[{partition}]"
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        raise PayloadError(f"{where}: offset {run[i]} missing: the partition ends at {msg.offset()}")
+                        if want is None:
+                            self._pause(partition)  # nothing more to read ahead
+                        elif msg.offset() <= want:
+                            raise PayloadError(f"{where}: offset {want} missing: the partition ends at {msg.offset()}")
+                        continue
                     if error.code() == KafkaError.OFFSET_OUT_OF_RANGE:
-                        raise PayloadError(f"{where}: offset {run[i]} is no longer in the log ({error.str()})")
+                        raise PayloadError(f"{where}: offset {want} is no longer in the log ({error.str()})")
                     raise KafkaLayerError(f"{where}: {error.str()}", transient=not error.fatal())
                 deadline = time.monotonic() + self.timeout_s
                 offset = msg.offset()
-                if offset < run[i]:
+                if offset < self._position.get(partition, offset):
+                    continue  # delivered before a move, already counted
+                self._position[partition] = offset + 1
+                if want is None:
+                    self._keep_ahead(partition, offset, msg.value())
+                    continue
+                if offset < want:
                     self.stats.read_through += 1
                     continue
-                if offset > run[i]:
-                    raise PayloadError(f"{where}: offset {run[i]} missing (the log goes on at {offset})")
-                out[(partition, offset)] = payload = self._payload(where, offset, msg.value(), keys[offset])
-                self.cache.put((partition, offset), payload)
+                if offset > want:
+                    raise PayloadError(f"{where}: offset {want} missing (the log goes on at {offset})")
+                key = wanted[partition][offset]
+                found[(partition, offset)] = payload = self._payload(where, offset, msg.value(), key)
+                self.cache.put((partition, offset), (key, payload))
                 self.stats.from_kafka += 1
-                i += 1
-                if i == len(run):
-                    break
-        return out
+                remaining -= 1
+                done[partition] += 1
+                if done[partition] < len(offsets):
+                    self._move(partition, offsets[done[partition]])
+
+    def _keep_ahead(self, partition: int, offset: int, value: bytes | None) -> None:
+        """Cache a record past the chunk's needs (the next chunk likely wants it); pause the partition once
+        it is `read_ahead` records ahead. A record that does not decode is left for the fetch that wants it."""
+        try:
+            record = self.codec.decode(value).record
+        except EventDecodeError:
+            record = {}
+        if isinstance(record.get("key"), str) and isinstance(record.get("payload"), bytes):
+            self.cache.put((partition, offset), (record["key"], record["payload"]))
+            self.stats.read_ahead += 1
+        self._ahead[partition] = self._ahead.get(partition, 0) + 1
+        if self._ahead[partition] >= self.read_ahead:
+            self._pause(partition)
+
+    def _move(self, partition: int, offset: int) -> None:
+        """Have `partition` deliver `offset` next: keep reading where it is close ahead, else reassign there."""
+        position = self._position.get(partition)
+        if position is None or not position <= offset <= position + self.max_gap:
+            if position is not None:
+                self._consumer.incremental_unassign([TopicPartition(self.topic, partition)])
+            self._consumer.incremental_assign([TopicPartition(self.topic, partition, offset)])
+            self._position[partition] = offset
+            self.stats.moves += 1
+        if partition in self._paused:  # librdkafka keeps a partition paused through a reassignment
+            self._consumer.resume([TopicPartition(self.topic, partition)])
+            self._paused.discard(partition)
+
+    def _pause(self, partition: int) -> None:
+        if partition not in self._paused and partition in self._position:
+            self._consumer.pause([TopicPartition(self.topic, partition)])
+            self._paused.add(partition)
+
+    def release(self) -> None:
+        """Unassign every partition (the set is read): an assigned consumer keeps fetching."""
+        if self._paused:  # or they would still be paused when next assigned
+            self._consumer.resume([TopicPartition(self.topic, p) for p in self._paused])
+        if self._position:
+            self._consumer.unassign()
+        self._position.clear()
+        self._ahead.clear()
+        self._paused.clear()
 
     def _payload(self, where: str, offset: int, value: bytes | None, key: str) -> bytes:
         try:
@@ -155,21 +230,6 @@ class PayloadFetcher:
 
     def close(self) -> None:
         self._consumer.close()
-
-
-def _runs(offsets: list[int], max_gap: int) -> list[list[int]]:
-    """Split sorted offsets where the gap exceeds max_gap.
-
-    >>> _runs([1, 2, 3, 10, 500, 501], 100)
-    [[1, 2, 3, 10], [500, 501]]
-    """
-    runs: list[list[int]] = []
-    for offset in offsets:
-        if runs and offset - runs[-1][-1] <= max_gap:
-            runs[-1].append(offset)
-        else:
-            runs.append([offset])
-    return runs
 
 
 class PayloadFetchers:

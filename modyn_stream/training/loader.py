@@ -2,6 +2,7 @@
 
 Each chunk is one fetch (sequential runs of offsets, cache first) and one vectorised decode, so
 the loop trains on chunk k while chunk k+1 is read; errors surface in the loop, with their message.
+The fetcher keeps its partitions assigned from chunk to chunk and is released when the set ends.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class ChunkLoader:
             self._put(_DONE)
         except BaseException as exc:  # surfaced in the training thread
             self._put(exc)
+        finally:
+            self.fetcher.release()
 
     def _put(self, item: object) -> None:
         while not self._stop.is_set():

@@ -1,4 +1,5 @@
-"""Fetching payloads by (partition, offset) from a real broker: order, cache, checks, no idle fetching."""
+"""Fetching payloads by (partition, offset) from a real broker: order, cache, checks, chunk after chunk
+without reassigning, no idle fetching once released."""
 
 import numpy as np
 import pytest
@@ -38,7 +39,8 @@ def test_payloads_come_in_the_order_asked_and_are_read_once(kafka_settings, publ
         assert fetcher.stats.from_kafka == 5 and fetcher.stats.from_cache == 0
         assert fetcher.fetch(*zip(*with_keys, strict=True)) == first
         assert fetcher.stats.from_kafka == 5 and fetcher.stats.from_cache == 5
-        # Between fetches the consumer holds no partition: an assigned one would keep fetching.
+        # Released (the set is read), the consumer holds no partition: an assigned one would keep fetching.
+        fetcher.release()
         assert fetcher._consumer.assignment() == []
     finally:
         fetcher.close()
@@ -50,5 +52,63 @@ def test_a_key_the_log_does_not_hold_there_fails_loudly(kafka_settings, publishe
         with pytest.raises(PayloadError, match=r"\[0\]@3: holds key '\d+', the manifest says 'someone-else'"):
             fetcher.fetch([0], [3], ["someone-else"])
         assert fetcher._consumer.assignment() == [], "a failed fetch leaves nothing assigned either"
+    finally:
+        fetcher.close()
+
+
+def test_chunks_in_stream_order_are_read_without_reassigning_and_read_ahead_is_served_from_cache(
+    kafka_settings, published
+):
+    in_order = sorted(published)  # (partition, offset): partition 0, then 1
+    fetcher = PayloadFetcher(kafka_settings, TopicNames(kafka_settings.namespace).samples("fetch"), read_ahead=30)
+    try:
+        for start in range(0, len(in_order), 20):
+            chunk = in_order[start : start + 20]
+            keys = [published[w][0] for w in chunk]
+            assert fetcher.fetch(*zip(*chunk, strict=True), keys) == [published[w][1] for w in chunk]
+        assert fetcher.stats.moves == 2, "one assignment per partition for the whole set"
+        assert fetcher.stats.read_ahead > 0 and fetcher.stats.from_cache > 0
+        assert fetcher.stats.from_kafka + fetcher.stats.from_cache == len(in_order)
+    finally:
+        fetcher.release()
+        fetcher.close()
+
+
+def test_jumps_back_and_far_ahead_move_the_partition_and_a_missing_offset_fails_loudly(kafka_settings, published):
+    topic = TopicNames(kafka_settings.namespace).samples("fetch")
+    fetcher = PayloadFetcher(kafka_settings, topic, max_gap=5, cache_bytes=0)  # no cache: every payload is read
+    try:
+        for wanted in ([(0, 50), (0, 51)], [(0, 10)], [(0, 40), (0, 80)]):
+            keys = [published[w][0] for w in wanted]
+            assert fetcher.fetch(*zip(*wanted, strict=True), keys) == [published[w][1] for w in wanted]
+        assert fetcher.stats.moves == 4, "to 50, back to 10, to 40 and ahead to 80 (past max_gap)"
+        assert fetcher.stats.from_kafka == 5
+        with pytest.raises(PayloadError, match=r"\[1\]: offset 10000 missing: the partition ends at \d+"):
+            fetcher.fetch([1], [10_000], ["nobody"])
+        assert fetcher._consumer.assignment() == [], "a failed fetch releases its partitions"
+    finally:
+        fetcher.close()
+
+
+def test_a_cached_payload_is_checked_against_the_manifest_key_too(kafka_settings, published):
+    fetcher = PayloadFetcher(kafka_settings, TopicNames(kafka_settings.namespace).samples("fetch"))
+    try:
+        fetcher.fetch([0], [3], [published[(0, 3)][0]])
+        with pytest.raises(PayloadError, match=r"\[0\]@3: holds key '\d+', the manifest says 'someone-else'"):
+            fetcher.fetch([0], [3], ["someone-else"])
+    finally:
+        fetcher.close()
+
+
+def test_a_partition_paused_in_one_set_is_read_again_in_the_next(kafka_settings, published):
+    topic = TopicNames(kafka_settings.namespace).samples("fetch")
+    fetcher = PayloadFetcher(kafka_settings, topic, cache_bytes=0, read_ahead=1, timeout_s=5)
+    try:
+        wanted = [(0, 1), (1, 1)]
+        keys = [published[w][0] for w in wanted]
+        for _ in range(2):  # each partition reads ahead, is paused, and the set ends
+            assert fetcher.fetch(*zip(*wanted, strict=True), keys) == [published[w][1] for w in wanted]
+            assert fetcher._paused == {0, 1}
+            fetcher.release()
     finally:
         fetcher.close()

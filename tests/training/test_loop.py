@@ -6,7 +6,6 @@ import torch
 from modyn_stream.artifacts import ArtifactStore
 from modyn_stream.pipeline.schema.training import TrainingSection
 from modyn_stream.training.checkpoint import Checkpointer
-from modyn_stream.training.fetch import PayloadCache
 from modyn_stream.training.loop import _batches, train
 from modyn_stream.training.models import build_model
 
@@ -22,15 +21,6 @@ def test_batches_have_a_fixed_size_across_chunk_boundaries():
     assert [len(b[0]) for b in _batches([chunk(0, 5), chunk(5, 7), chunk(12, 2)], 4, drop_last=True)] == [4, 4, 4]
     values = torch.cat([b[0] for b in _batches([chunk(0, 5), chunk(5, 7)], 3, drop_last=False)])
     assert values.tolist() == list(range(12)), "every sample once, in order"
-
-
-def test_payload_cache_evicts_the_least_recently_used_past_its_budget():
-    cache = PayloadCache(max_bytes=10)
-    cache.put((0, 1), b"aaaa")
-    cache.put((0, 2), b"bbbb")
-    assert cache.get((0, 1)) == b"aaaa"  # now the most recently used
-    cache.put((0, 3), b"cccc")
-    assert cache.get((0, 2)) is None and cache.get((0, 1)) == b"aaaa" and cache.bytes == 8
 
 
 def test_same_seed_and_data_give_the_same_weights_and_sgd_lowers_the_loss():
