@@ -5,8 +5,9 @@ them this model is scored on (`models`: matrix = all, active = from its trigger 
 training = those overlapping the data it was newly trained on). The event is handled only once those
 windows are complete (the dataset's watermark has passed their ends, or its stream ended): until
 then it stays uncommitted, so a window partly ingested is never scored (see `ready`). Samples are
-read by offset like the trainer's, once per dataset for all windows together; the model runs over them once and every
-window's metrics are computed from those outputs. The rows go to ClickHouse `evaluations` (keyed
+read by offset like the trainer's, once per dataset for all windows together, and kept decoded for the next
+model where they fit (evaluation/inputs.py); the model runs over them once and every window's metrics are
+computed from those outputs. The rows go to ClickHouse `evaluations` (keyed
 by model, dataset, window and metric, so a retry replaces them) and the EvaluationEvents commit
 in the same Kafka transaction as the model event's offset. `after_pipeline` handlers run through
 `evaluate_pipeline` once the run is over: their events go out in one transaction of their own,
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,7 @@ import torch
 from confluent_kafka import Message
 
 from modyn_stream.artifacts import ArtifactError
+from modyn_stream.evaluation.inputs import KeptInputs, Samples, decoding_key
 from modyn_stream.evaluation.metrics import compute, loss, metric_name
 from modyn_stream.evaluation.windows import Window, offset_windows, windows_for
 from modyn_stream.events import DecodedEvent
@@ -75,6 +77,7 @@ class EvaluatorService(TransactionalStage):
         super().__init__(settings, TopicNames(settings.namespace).models, instance=instance)
         self.store = store
         self.fetchers = PayloadFetchers(settings, self.codec, cache_bytes)
+        self.inputs = KeptInputs(store, cache_bytes)  # decoded inputs, for the next model
         self.admin = TopicAdmin(settings)
         self.progress = progress
         self.trust = trust  # the code pipelines may name that this process's operator trusts
@@ -208,8 +211,9 @@ class EvaluatorService(TransactionalStage):
             spec = datasets[dataset]
             data = spec if spec.decoder is not None else config.data  # its own decoder, else the pipeline's
             decoder = data_decoder(data, trust=self.trust, seed=event["trigger_index"])
+            key = decoding_key(data, class_count(config), event["trigger_index"])
             times, labels, logits = self._predict(
-                model, decoder, dataset, windows, spec.batch_size, device, class_count(config)
+                model, decoder, key, dataset, windows, spec.batch_size, device, class_count(config)
             )
             for start, end in sorted(windows):
                 mask = torch.from_numpy((times >= start) & (times < end))
@@ -287,10 +291,26 @@ class EvaluatorService(TransactionalStage):
         )  # fmt: skip
         return (first, last) if count else (None, None)
 
-    def _predict(self, model, decoder, dataset: str, windows: set[Window], batch_size: int, device, classes):
+    def _predict(self, model, decoder, key: str, dataset: str, windows: set[Window], batch_size: int, device,
+                 classes):  # fmt: skip
         """(event times, labels, model outputs) of every labelled sample in any of the windows whose label is one
-        of the model's `classes` (the others are noted in `left_out`)."""
+        of the model's `classes` (the others are noted in `left_out`); inputs decoded as `key` says are read
+        once for all models (evaluation/inputs.py)."""
         start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+        read = lambda s, e: self._read(decoder, dataset, s, e, classes)  # noqa: E731
+        samples = self.inputs.samples(dataset, key, start, end, read)
+        if samples.note is not None:
+            self.left_out.append(f"{dataset}: {samples.note}")
+        outputs = []
+        with torch.inference_mode():
+            for x in samples.inputs:
+                for i in range(0, len(x), batch_size):
+                    outputs.append(model(x[i : i + batch_size].to(device)).float().cpu())
+        logits = torch.cat(outputs).reshape(len(samples.times), -1) if outputs else torch.zeros(0, 1)
+        return samples.times, samples.labels, logits
+
+    def _read(self, decoder, dataset: str, start: int, end: int, classes) -> Samples:
+        """The labelled samples of [start, end) whose label is one of `classes`, decoded as they are fetched."""
         sql = (
             "SELECT kafka_partition, kafka_offset, key, label, toFloat32(1.0) AS weight, "
             "toUnixTimestamp64Milli(event_time) AS t FROM samples WHERE dataset = {d:String} AND label IS NOT NULL AND "
@@ -299,30 +319,25 @@ class EvaluatorService(TransactionalStage):
         )
         with self.store.arrow_batches(sql, {"d": dataset, "s": start, "e": end}) as stream:
             batches = [batch for batch in stream if batch.num_rows]
-        if not batches:
-            return np.zeros(0, np.int64), torch.zeros(0, dtype=torch.long), torch.zeros(0, 1)
-        table, note = keep_classes(pa.Table.from_batches(batches), classes)
-        if note is not None:
-            self.left_out.append(f"{dataset}: {note}")
-        if table.num_rows == 0:
-            return np.zeros(0, np.int64), torch.zeros(0, dtype=torch.long), torch.zeros(0, 1)
+        table, note = keep_classes(pa.Table.from_batches(batches), classes) if batches else (None, None)
+        if table is None or table.num_rows == 0:
+            return Samples(np.zeros(0, np.int64), torch.zeros(0, dtype=torch.long), [], note)
         columns = [table[name].cast(kind) for name, kind in zip(SCHEMA.names, SCHEMA.types, strict=True)]
         manifest = pa.Table.from_arrays(columns, schema=SCHEMA)
-        outputs = []
         loader = ChunkLoader(self.fetchers[dataset], decoder, manifest)
-        try:
-            with torch.inference_mode():
-                for x, _, _ in loader:
-                    for i in range(0, len(x), batch_size):
-                        outputs.append(model(x[i : i + batch_size].to(device)).float().cpu())
-        finally:
-            loader.close()
-        logits = torch.cat(outputs).reshape(table.num_rows, -1)
-        return numeric(table["t"]), torch.from_numpy(numeric(manifest["label"])), logits
+        return Samples(numeric(table["t"]), torch.from_numpy(numeric(manifest["label"])), _inputs(loader), note)
 
     def close(self, abandon: bool = False) -> None:
         super().close(abandon)
         self.fetchers.close()
+
+
+def _inputs(loader: ChunkLoader) -> Iterator[torch.Tensor]:
+    try:
+        for x, _, _ in loader:
+            yield x
+    finally:
+        loader.close()
 
 
 def _handlers(config: PipelineConfig, execution_time: str) -> list[EvalHandler]:

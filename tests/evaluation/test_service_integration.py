@@ -207,3 +207,21 @@ def test_a_model_is_scored_only_once_its_windows_are_complete(kafka_settings, cl
         "SELECT toUnixTimestamp64Milli(window_start), num_samples FROM evaluations FINAL "
         "WHERE pipeline_id = {p:String} AND trigger_index = 0 AND metric = 'loss'", {"p": pid}))  # fmt: skip
     assert scored == {start: int(((data.t >= start) & (data.t < end)).sum()) for start, end in windows}
+
+
+def test_later_models_are_scored_on_inputs_kept_from_the_first_and_score_the_same(kafka_settings, trained):  # noqa: F811
+    store, _, pid, config, _, _ = trained
+    with (
+        EvaluatorService(kafka_settings, store) as keeping,
+        EvaluatorService(kafka_settings, store, cache_bytes=0) as not_,
+    ):
+        models = keeping._stored_models(pid)
+        kept = [keeping.evaluate(config, event, "after_training") for event in models]
+        read = [not_.evaluate(config, event, "after_training") for event in models]
+        assert len(keeping.inputs.spans_read) == 1, "the windows were read once, for the first model"
+        assert len(not_.inputs.spans_read) == len(models), "without room to keep them, once per model"
+    values = [[(r["model_id"], r["window_start"], r["metric"], r["value"], r["num_samples"]) for r in rows]
+              for rows in kept]  # fmt: skip
+    assert len(models) > 1 and values == [
+        [(r["model_id"], r["window_start"], r["metric"], r["value"], r["num_samples"]) for r in rows] for rows in read
+    ]
