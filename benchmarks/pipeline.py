@@ -78,9 +78,9 @@ def plain(example: Path, samples: int | None) -> dict:
         raise SystemExit("the plain baseline covers DataAmountTrigger + NewDataStrategy examples")
     started = time.monotonic()
     source: SampleSource = replay_source(config.replay, example.parent)
-    decoder = config.data.decoder_config
-    x = torch.from_numpy(np.frombuffer(b"".join(source.payloads), dtype=decoder["dtype"]).astype(np.float32))
-    x = x.reshape(-1, *decoder["shape"]) * decoder.get("scale", 1.0)
+    decoder = config.data.decoder_config  # `raw`, or `float32_vector` (no options)
+    x = torch.from_numpy(np.frombuffer(b"".join(source.payloads), dtype=decoder.get("dtype", "float32")).copy())
+    x = x.float().reshape(len(source.payloads), *decoder.get("shape", [-1])) * decoder.get("scale", 1.0)
     y, t = torch.from_numpy(np.asarray(source.labels)).long(), np.asarray(source.timestamps_ms)
     order = np.argsort(t, kind="stable")
     x, y, t = x[order], y[order], t[order]
