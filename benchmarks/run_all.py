@@ -34,6 +34,7 @@ BENCHMARKS = {
     "selection": ("selection.py", "selection", [], ["--rows", "1000000"]),
     "trainer": ("trainer.py", "trainer-cpu", [], ["--samples", "5000", "--repeat", "1"]),
     "pipeline": ("pipeline.py", "pipeline", [], ["--samples", "example", "--repeat", "1"]),
+    "scale": ("scale.py", "scale", [], ["--samples", "20000,60000"]),
     "freshness": ("freshness.py", "freshness", [], ["--rounds", "2"]),
     "drift": ("drift.py", "drift", [], ["--samples", "1000", "--window", "1000", "--interval", "100", "--repeat", "1"]),
     "downsampling": ("downsampling.py", "downsampling", [], ["--samples", "1000", "--holdout", "200", "--repeat", "1"]),

@@ -7,9 +7,9 @@ stopped: librdkafka goes on fetching while the loop trains, and a chunk that con
 starts on records already in memory. A partition is moved (reassigned at a new offset) only when
 the next wanted offset lies behind its position or more than `max_gap` records ahead of it; records
 inside a smaller gap are read through. Records a partition delivers beyond what the chunk wants
-are kept in the cache for the next chunks, up to `read_ahead` records, then the partition is
-paused. `release()` (the loader calls it when its set ends) unassigns everything: an assigned
-consumer keeps polling the broker.
+are kept as they came (undecoded, unless already cached) for the next chunks, up to `read_ahead`
+records per partition, then the partition is paused. `release()` (the loader calls it when its
+set ends) unassigns everything: an assigned consumer keeps polling the broker.
 
 Payloads are kept in an LRU cache bounded in bytes, so data reused by later triggers (all-data or
 sliding-window selections) is not read from Kafka again. Every payload handed out is checked
@@ -43,6 +43,9 @@ class PayloadCache:
         self.bytes = 0
         self._items: OrderedDict[tuple[int, int], tuple[str, bytes]] = OrderedDict()
 
+    def __contains__(self, key: tuple[int, int]) -> bool:
+        return key in self._items
+
     def get(self, key: tuple[int, int]) -> tuple[str, bytes] | None:
         value = self._items.get(key)
         if value is not None:
@@ -66,7 +69,7 @@ class FetchStats:
     from_kafka: int = 0
     from_cache: int = 0
     read_through: int = 0  # records read only to cross a gap in a run
-    read_ahead: int = 0  # records read past a chunk's needs, cached for the next chunks
+    read_ahead: int = 0  # records read past a chunk's needs and kept for the next chunks
     moves: int = 0  # (re)assignments of a partition at a new offset
 
 
@@ -89,7 +92,7 @@ class PayloadFetcher:
         self.timeout_s = timeout_s
         self.stats = FetchStats()
         self._position: dict[int, int] = {}  # assigned partition -> the next offset it delivers
-        self._ahead: dict[int, int] = {}  # assigned partition -> records read past the last chunk's needs
+        self._ahead: dict[int, dict[int, bytes | None]] = {}  # partition -> offset -> record read past a chunk
         self._paused: set[int] = set()
         self._consumer = Consumer({
             **settings.client_config(), "group.id": f"{settings.namespace}.fetch-{uuid.uuid4().hex[:8]}",
@@ -106,6 +109,12 @@ class PayloadFetcher:
         wanted: dict[int, dict[int, str]] = {}
         for partition, offset, key in zip(partitions, offsets, keys, strict=True):
             cached = self.cache.get((partition, offset))
+            if cached is None and offset in self._ahead.get(partition, ()):  # read ahead: decoded and checked now
+                payload = self._payload(f"{self.topic}[{partition}]", offset, self._ahead[partition].pop(offset), key)
+                self.cache.put((partition, offset), (key, payload))
+                found[(partition, offset)] = payload
+                self.stats.from_kafka += 1
+                continue
             if cached is None:
                 wanted.setdefault(partition, {})[offset] = key
                 continue
@@ -126,7 +135,8 @@ class PayloadFetcher:
         todo = {partition: sorted(by_offset) for partition, by_offset in wanted.items()}
         done = dict.fromkeys(todo, 0)  # partition -> how many of its wanted offsets were read
         for partition, offsets in todo.items():
-            self._ahead[partition] = 0
+            ahead = self._ahead.get(partition, {})  # in stream order, what lies behind is not wanted again soon
+            self._ahead[partition] = {o: v for o, v in ahead.items() if o > offsets[0]}
             self._move(partition, offsets[0])
         remaining, deadline = sum(map(len, todo.values())), time.monotonic() + self.timeout_s
         while remaining:
@@ -175,17 +185,13 @@ class PayloadFetcher:
                     self._move(partition, offsets[done[partition]])
 
     def _keep_ahead(self, partition: int, offset: int, value: bytes | None) -> None:
-        """Cache a record past the chunk's needs (the next chunk likely wants it); pause the partition once
-        it is `read_ahead` records ahead. A record that does not decode is left for the fetch that wants it."""
-        try:
-            record = self.codec.decode(value).record
-        except EventDecodeError:
-            record = {}
-        if isinstance(record.get("key"), str) and isinstance(record.get("payload"), bytes):
-            self.cache.put((partition, offset), (record["key"], record["payload"]))
+        """Keep a record past the chunk's needs (the next chunk likely wants it), undecoded, unless it is cached;
+        pause the partition once it is `read_ahead` records ahead."""
+        ahead = self._ahead.setdefault(partition, {})
+        if (partition, offset) not in self.cache:
+            ahead[offset] = value
             self.stats.read_ahead += 1
-        self._ahead[partition] = self._ahead.get(partition, 0) + 1
-        if self._ahead[partition] >= self.read_ahead:
+        if len(ahead) >= self.read_ahead:
             self._pause(partition)
 
     def _move(self, partition: int, offset: int) -> None:

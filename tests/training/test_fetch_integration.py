@@ -56,7 +56,7 @@ def test_a_key_the_log_does_not_hold_there_fails_loudly(kafka_settings, publishe
         fetcher.close()
 
 
-def test_chunks_in_stream_order_are_read_without_reassigning_and_read_ahead_is_served_from_cache(
+def test_chunks_in_stream_order_are_read_without_reassigning_and_read_ahead_serves_the_next_chunks(
     kafka_settings, published
 ):
     in_order = sorted(published)  # (partition, offset): partition 0, then 1
@@ -67,8 +67,8 @@ def test_chunks_in_stream_order_are_read_without_reassigning_and_read_ahead_is_s
             keys = [published[w][0] for w in chunk]
             assert fetcher.fetch(*zip(*chunk, strict=True), keys) == [published[w][1] for w in chunk]
         assert fetcher.stats.moves == 2, "one assignment per partition for the whole set"
-        assert fetcher.stats.read_ahead > 0 and fetcher.stats.from_cache > 0
-        assert fetcher.stats.from_kafka + fetcher.stats.from_cache == len(in_order)
+        assert fetcher.stats.read_ahead > 0, "later chunks were served records read ahead"
+        assert fetcher.stats.from_kafka == len(in_order) and fetcher.stats.from_cache == 0, "each read once"
     finally:
         fetcher.release()
         fetcher.close()
@@ -78,11 +78,11 @@ def test_jumps_back_and_far_ahead_move_the_partition_and_a_missing_offset_fails_
     topic = TopicNames(kafka_settings.namespace).samples("fetch")
     fetcher = PayloadFetcher(kafka_settings, topic, max_gap=5, cache_bytes=0)  # no cache: every payload is read
     try:
-        for wanted in ([(0, 50), (0, 51)], [(0, 10)], [(0, 40), (0, 80)]):
+        for wanted in ([(0, 20), (0, 80)], [(0, 10)], [(0, 5)]):
             keys = [published[w][0] for w in wanted]
             assert fetcher.fetch(*zip(*wanted, strict=True), keys) == [published[w][1] for w in wanted]
-        assert fetcher.stats.moves == 4, "to 50, back to 10, to 40 and ahead to 80 (past max_gap)"
-        assert fetcher.stats.from_kafka == 5
+        assert fetcher.stats.moves == 4, "to 20, ahead to 80 (past max_gap), back to 10, back to 5"
+        assert fetcher.stats.from_kafka == 4
         with pytest.raises(PayloadError, match=r"\[1\]: offset 10000 missing: the partition ends at \d+"):
             fetcher.fetch([1], [10_000], ["nobody"])
         assert fetcher._consumer.assignment() == [], "a failed fetch releases its partitions"
