@@ -241,7 +241,7 @@ def evaluator(
     config: Path = SystemFile,
     metadata_url: str = MetadataUrl,
     database: str = Database,
-    cache_mib: int = typer.Option(512, min=0, help="Payload cache size in MiB (evaluation data reused by models)."),
+    cache_mib: int = typer.Option(512, min=0, help="MiB each for payloads and decoded inputs reused by later models."),
     instance: str = typer.Option("0", help="Instance id, unique per running evaluator (its transactional id)."),
     after_pipeline: str = typer.Option(
         None, metavar="PIPELINE_ID", help="Instead: run this pipeline's after_pipeline handlers once, then exit."
