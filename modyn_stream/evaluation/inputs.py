@@ -64,8 +64,8 @@ class KeptInputs:
         new = read(start if kept is None else kept.end, end)
         if kept is None:
             kept = _Kept(dataset, key, start, start, np.zeros(0, np.int64), new.labels[:0], torch.zeros(0))
-        inputs = self._keeping(dataset, kept, new, end)
         times, labels = np.concatenate([kept.times, new.times]), torch.cat([kept.labels, new.labels])
+        inputs = self._keeping(kept, new, times, labels, end)
         return _between(Samples(times, labels, inputs, new.note), start, end)
 
     def _changed(self, kept: _Kept) -> bool:
@@ -76,8 +76,10 @@ class KeptInputs:
         )  # fmt: skip
         return count != len(kept.times)
 
-    def _keeping(self, dataset: str, kept: _Kept, new: Samples, end: int) -> Iterator[torch.Tensor]:
-        """The kept inputs, then the new ones as they are read; all of them kept once read, if they fit."""
+    def _keeping(self, kept: _Kept, new: Samples, times: np.ndarray, labels: torch.Tensor, end: int
+                 ) -> Iterator[torch.Tensor]:  # fmt: skip
+        """The kept inputs, then the new ones as they are read; all of them (whose event times and labels are
+        `times` and `labels`) kept once read, if they fit."""
         parts = [kept.inputs] if len(kept.times) else []
         held = kept.inputs.element_size() * kept.inputs.nelement()
         yield from parts
@@ -89,8 +91,7 @@ class KeptInputs:
                 parts.append(x)
             yield x
         if parts and new.note is None:
-            times, labels = np.concatenate([kept.times, new.times]), torch.cat([kept.labels, new.labels])
-            self._kept[dataset] = _Kept(dataset, kept.key, kept.start, end, times, labels, torch.cat(parts))
+            self._kept[kept.dataset] = _Kept(kept.dataset, kept.key, kept.start, end, times, labels, torch.cat(parts))
 
 
 def _between(samples: Samples, start: int, end: int) -> Samples:

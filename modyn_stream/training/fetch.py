@@ -68,7 +68,7 @@ class PayloadCache:
 class FetchStats:
     from_kafka: int = 0
     from_cache: int = 0
-    read_through: int = 0  # records read only to cross a gap in a run
+    read_through: int = 0  # records read only to cross a gap of at most max_gap
     read_ahead: int = 0  # records read past a chunk's needs and kept for the next chunks
     moves: int = 0  # (re)assignments of a partition at a new offset
 
@@ -118,9 +118,7 @@ class PayloadFetcher:
             if cached is None:
                 wanted.setdefault(partition, {})[offset] = key
                 continue
-            if cached[0] != key:
-                where = f"{self.topic}[{partition}]@{offset}"
-                raise PayloadError(f"{where}: holds key {cached[0]!r}, the manifest says {key!r}")
+            _check_key(f"{self.topic}[{partition}]", offset, cached[0], key)
             found[(partition, offset)] = cached[1]
             self.stats.from_cache += 1
         if wanted:
@@ -227,8 +225,7 @@ class PayloadFetcher:
             record = self.codec.decode(value).record
         except EventDecodeError as exc:
             raise PayloadError(f"{where}@{offset}: undecodable sample: {exc}") from None
-        if record.get("key") != key:
-            raise PayloadError(f"{where}@{offset}: holds key {record.get('key')!r}, the manifest says {key!r}")
+        _check_key(where, offset, record.get("key"), key)
         payload = record.get("payload")
         if payload is None:
             raise PayloadError(f"{where}@{offset}: sample {key!r} has no inline payload")
@@ -236,6 +233,12 @@ class PayloadFetcher:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _check_key(where: str, offset: int, holds: object, key: str) -> None:
+    """A record (or cached payload) whose key is not the manifest's: the manifest and the topic disagree."""
+    if holds != key:
+        raise PayloadError(f"{where}@{offset}: holds key {holds!r}, the manifest says {key!r}")
 
 
 class PayloadFetchers:

@@ -1,6 +1,6 @@
 """Manifest -> tensors in a background thread, a few chunks ahead of the training loop.
 
-Each chunk is one fetch (sequential runs of offsets, cache first) and one vectorised decode, so
+Each chunk is one fetch (cache first, then the partitions read in order) and one vectorised decode, so
 the loop trains on chunk k while chunk k+1 is read; errors surface in the loop, with their message.
 The fetcher keeps its partitions assigned from chunk to chunk and is released when the set ends.
 """
