@@ -1,10 +1,10 @@
-"""Training-set manifests: Arrow IPC files listing (partition, offset, key, label, weight) in offset order.
+"""Training-set manifests: Arrow IPC files listing (partition, offset, key, label, weight) in stream order.
 
-A manifest is streamed from ClickHouse `training_sets` in Arrow batches and written in batches of
-a fixed size (LZ4-compressed), so its bytes depend only on its rows (not on ClickHouse's block
-sizes) and the writer's memory does not grow with the set. Arrow IPC rather than Parquet: it is
-several times cheaper to write, and the trainer memory-maps it; pyarrow, pandas
-(`pyarrow.feather.read_table`) and polars (`read_ipc`) read it directly.
+A manifest is streamed from ClickHouse (`training_sets`, or `samples` for a set stored as a
+predicate) in Arrow batches and written in batches of a fixed size (LZ4-compressed), so its bytes
+depend only on its rows (not on ClickHouse's block sizes) and the writer's memory does not grow
+with the set. Arrow IPC rather than Parquet: it is several times cheaper to write, and the trainer
+memory-maps it; pyarrow, pandas (`pyarrow.feather.read_table`) and polars (`read_ipc`) read it.
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ def write_manifest(store: MetadataStore, pipeline_id: str, trigger_index: int, p
         f"SELECT {', '.join(SCHEMA.names)} FROM training_sets WHERE pipeline_id = {{pipeline:String}} "
         "AND trigger_index = {trigger:UInt32} ORDER BY event_time, key"
     )
+    return write_rows(store, sql, {"pipeline": pipeline_id, "trigger": trigger_index}, path)
+
+
+def write_rows(store: MetadataStore, sql: str, params: dict, path: Path) -> int:
+    """Write the rows of `sql` (the manifest's columns, in order) to `path` as a manifest; return their number."""
     rows = 0
     pending: list[pa.RecordBatch] = []
     options = ipc.IpcWriteOptions(compression="lz4")
     with (
         ipc.new_file(path, SCHEMA, options=options) as writer,
-        store.arrow_batches(
-            sql, {"pipeline": pipeline_id, "trigger": trigger_index}, {"max_block_size": READ_BLOCK_ROWS}
-        ) as batches,
+        store.arrow_batches(sql, params, {"max_block_size": READ_BLOCK_ROWS}) as batches,
     ):
         for batch in batches:
             columns = [column.cast(kind) for column, kind in zip(batch.columns, SCHEMA.types, strict=True)]

@@ -21,18 +21,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modyn_stream.exceptions import ModynStreamError
 from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.schema.selection import CoresetStrategy, FreshnessSamplingStrategy, NewDataStrategy
+from modyn_stream.selection.predicate import NULL_LABEL, Bound, window_clause
 
 log = logging.getLogger(__name__)
 
 Strategy = NewDataStrategy | FreshnessSamplingStrategy | CoresetStrategy
 COLUMNS = "s.kafka_partition, s.kafka_offset, s.key, s.label, s.event_time"  # what a set keeps
 RANK = "cityHash64({seed:Int64}, {trigger:UInt32}, s.key)"
-NULL_LABEL = -(2**63)  # stands for a missing label where a group needs a value
 _ALL = 2**64 - 1  # the largest hash
 
 
@@ -56,12 +56,14 @@ class TrainingSet:
 
 @dataclass(frozen=True)
 class Plan:
-    """SQL whose rows are the training set, the number of rows it must give, and its threshold-free twin."""
+    """SQL whose rows are the training set, the number of rows it must give, and its threshold-free twin;
+    `window` holds the bounds (up to, past) when the set is the whole of a window of triggers."""
 
     sql: str
     params: dict
     size: int
     exact_sql: str
+    window: tuple[Bound, Bound | None] | None = None
 
 
 class _Planner:
@@ -76,31 +78,27 @@ class _Planner:
             "boundary_key FROM triggers FINAL WHERE pipeline_id = {pipeline:String} AND trigger_index <= {i:UInt32}",
             {"pipeline": pipeline_id, "i": trigger_index},
         )
-        self.bounds = {row[0]: row[1:] for row in rows}
+        self.bounds = {row[0]: Bound(list(row[1]), list(row[2]), int(row[3]), row[4]) for row in rows}
         self.draws = 0  # hash cuts taken so far (a freshness set takes two)
         if trigger_index not in self.bounds:
             raise SelectionError(f"pipeline {pipeline_id}: no trigger {trigger_index} in ClickHouse triggers")
 
     def upto(self, j: int) -> str:
         """Samples up to trigger j (its bounds become parameters b{j}_*)."""
-        partitions, offsets, event_time, key = self.bounds[j]
-        self.params |= {f"b{j}_p": partitions, f"b{j}_o": offsets, f"b{j}_t": event_time, f"b{j}_k": key}
-        boundary = f"fromUnixTimestamp64Milli({{b{j}_t:Int64}}, 'UTC')"
-        return (
-            f"(s.kafka_offset < transform(s.kafka_partition, {{b{j}_p:Array(UInt32)}}, {{b{j}_o:Array(UInt64)}}, "
-            f"toUInt64(0)) AND s.event_time <= {boundary} AND (s.event_time, s.key) <= ({boundary}, {{b{j}_k:String}}))"
-        )
+        return self.bounds[j].clause(f"b{j}", self.params)
+
+    def window_bounds(self, tail_triggers: int | None, last: int) -> tuple[Bound, Bound | None]:
+        """The bounds of the data of triggers (last - tail, ..., last): up to `last`, past the one before."""
+        first = 0 if tail_triggers is None else max(0, last - tail_triggers)
+        if first > 0 and first - 1 not in self.bounds:
+            raise SelectionError(f"pipeline {self.params['pipeline']}: no trigger {first - 1} in ClickHouse triggers")
+        return self.bounds[last], self.bounds[first - 1] if first > 0 else None
 
     def window(self, tail_triggers: int | None, last: int) -> tuple[str, list[int]]:
         """WHERE clause of the data of triggers (last - tail, ..., last) (all up to `last` when tail is None)."""
+        upto, after = self.window_bounds(tail_triggers, last)
         first = 0 if tail_triggers is None else max(0, last - tail_triggers)
-        where = f"s.dataset = {{dataset:String}} AND {self.upto(last)}"
-        if first > 0:
-            if first - 1 not in self.bounds:
-                raise SelectionError(
-                    f"pipeline {self.params['pipeline']}: no trigger {first - 1} in ClickHouse triggers"
-                )
-            where += f" AND NOT {self.upto(first - 1)}"
+        where = window_clause(self.params["dataset"], upto, after, self.params, (f"b{last}", f"b{first - 1}"))
         return where, list(range(first, last + 1))
 
     def count(self, where: str, group: str | None = None) -> dict:
@@ -215,19 +213,24 @@ def plan_selection(
         group = f"toInt64(multiIf({', '.join([*cases, str(triggers[-1])])}))" if cases else f"toInt64({triggers[-1]})"
     counts = planner.count(where, group)  # per group when balancing: one pass gives both
     total = sum(counts.values())
+    bounds = planner.window_bounds(strategy.tail_triggers, trigger_index)
     if isinstance(strategy, NewDataStrategy):
         k = total if strategy.limit == -1 else min(strategy.limit, total)
         if strategy.limit_reset == "lastX" and k < total:
             sql = f"SELECT {COLUMNS} FROM samples AS s WHERE {where} ORDER BY s.event_time DESC, s.key DESC LIMIT {k}"
             return Plan(sql, planner.params, k, sql)
-        return planner.smallest(where, k, total)
+        plan = planner.smallest(where, k, total)
+        return replace(plan, window=bounds) if k >= total else plan
     config = strategy.presampling_config
     if trigger_index < strategy.warmup_triggers:  # Modyn's warmup: the whole window, no presampling
         config = config.model_copy(update={"strategy": "No"})
     target = total if config.strategy == "No" else total * config.ratio // config.ratio_max
     target = target if strategy.limit == -1 else min(strategy.limit, target)
     if config.strategy in ("No", "Random"):
-        return planner.smallest(where, target, total)
+        plan = planner.smallest(where, target, total)
+        # RandomNoReplacement counts earlier uses in `training_sets`: its warmup sets are written there too.
+        whole = target >= total and strategy.presampling_config.strategy != "RandomNoReplacement"
+        return replace(plan, window=bounds) if whole else plan
     if group is not None:
         return _balanced(planner, where, group, counts, target, config)
     if config.strategy == "RandomNoReplacement":
@@ -291,14 +294,19 @@ def select(store: MetadataStore, strategy: Strategy, **where) -> TrainingSet:
 def materialize(
     store: MetadataStore, strategy: Strategy, *, pipeline_id: str, dataset: str, trigger_index: int, seed: int
 ) -> int:
-    """Write the trigger's set into `training_sets` (replacing an earlier attempt); return its size.
+    """Write the trigger's set into `training_sets` (replacing an earlier attempt); return its size."""
+    plan = plan_selection(
+        store, strategy, pipeline_id=pipeline_id, dataset=dataset, trigger_index=trigger_index, seed=seed
+    )
+    return write_plan(store, plan)
+
+
+def write_plan(store: MetadataStore, plan: Plan) -> int:
+    """Write the planned set into `training_sets` (replacing an earlier attempt); return its size.
 
     The set never passes through Python, so the selector's memory does not grow with it.
     """
     scope = "pipeline_id = {pipeline:String} AND trigger_index = {trigger:UInt32}"
-    plan = plan_selection(
-        store, strategy, pipeline_id=pipeline_id, dataset=dataset, trigger_index=trigger_index, seed=seed
-    )
 
     def execute(sql: str) -> int:
         if store.query(f"SELECT count() FROM training_sets WHERE {scope}", plan.params)[0][0]:

@@ -5,8 +5,9 @@ ModelVersionEvent and the TrainingSetEvent's offset commit together. What happen
 commit is repeatable: the model's id and path are functions of (pipeline, trigger), the file is
 replaced atomically and the `models` row is keyed by (pipeline, trigger), so a trainer killed
 mid-training retrains that trigger on restart and still leaves one version. A training set that
-cannot be used (manifest missing or altered, a payload offset missing or wrong) goes to the
-dead-letter topic with the reason; the trainer carries on with the next trigger. Samples whose labels
+cannot be used (manifest missing or altered, a predicate whose rows ClickHouse no longer gives, a
+payload offset missing or wrong) goes to the dead-letter topic with the reason; the trainer carries
+on with the next trigger. Samples whose labels
 the model cannot take are left out, and a dead letter beside the model event names them.
 """
 
@@ -34,7 +35,9 @@ from modyn_stream.metadata import MetadataStore
 from modyn_stream.pipeline.config import PipelineConfig
 from modyn_stream.pipeline.registry import registered_pipeline
 from modyn_stream.pipeline.trust import NOBODY, CodeTrust, UntrustedCodeError
-from modyn_stream.selection.manifest import read_manifest
+from modyn_stream.selection.manifest import SUFFIX, read_manifest
+from modyn_stream.selection.predicate import SUFFIX as PREDICATE
+from modyn_stream.selection.predicate import expand, is_predicate, read_predicate
 from modyn_stream.selection.strategies import trigger_keys
 from modyn_stream.training.checkpoint import Checkpointer
 from modyn_stream.training.decoders import build_label_transformer, data_decoder
@@ -108,7 +111,7 @@ class TrainerService(TransactionalStage):
         """Train and store the trigger's model; return its ModelVersionEvent."""
         pid, index = event["pipeline_id"], event["trigger_index"]
         started = time.perf_counter()
-        manifest = read_manifest(verified(event["manifest_uri"], event["manifest_sha256"]))
+        manifest = self._training_set(event)
         manifest, self.left_out = keep_classes(manifest, class_count(config))
         if self.left_out is not None and manifest.num_rows == 0:
             raise TrainingError(f"no sample left to train on: {self.left_out}")
@@ -191,6 +194,18 @@ class TrainerService(TransactionalStage):
             "model %s: %d samples, %d epochs, loss %s", model_id, out["num_samples"], out["epochs"], out["final_loss"]
         )
         return out
+
+    def _training_set(self, event: dict) -> pa.Table:
+        """The set's manifest. A set stored as a predicate is expanded beside it first, into the manifest (the same
+        bytes) its materialised form has, so everything downstream reads one kind of set."""
+        path = verified(event["manifest_uri"], event["manifest_sha256"])
+        if is_predicate(path):
+            predicate = read_predicate(path)
+            target = path.with_name(path.name.removesuffix(PREDICATE) + SUFFIX)
+            with self.artifacts.atomic(target) as tmp:
+                expand(self.store, predicate, tmp, origin=path)
+            path = target
+        return read_manifest(path)
 
     def _irreducible(
         self, config: PipelineConfig, event: dict, downsampling, chunks: list, manifest

@@ -91,7 +91,7 @@ def test_run_trains_evaluates_reports_and_reproduces_itself(kafka_settings, tmp_
     assert rows(report / "triggers.csv", "trigger", "boundary", "new_samples", "training_set") == rows(
         other / "triggers.csv", "trigger", "boundary", "new_samples", "training_set"
     )
-    assert manifests(runs[0]) == manifests(runs[1]) and len(manifests(runs[0])) == 3
+    assert manifests(runs[0]) == manifests(runs[1]) and len(manifests(runs[0])) == 6  # 3 predicates, 3 expanded
     assert evaluations == rows(other / "evaluations.csv", "trigger", "window_start", "metric", "value", "samples")
 
     # training on new data works: after the drift the latest model beats the first one

@@ -20,8 +20,9 @@ from modyn_stream.pipeline.registry import register_pipeline
 from modyn_stream.pipeline.trust import CodeTrust, UntrustedCodeError
 from modyn_stream.replay.publisher import TimestampPolicy, replay
 from modyn_stream.replay.sources import SampleSource
-from modyn_stream.selection.manifest import SCHEMA
+from modyn_stream.selection.manifest import SCHEMA, write_manifest
 from modyn_stream.selection.service import SelectorService
+from modyn_stream.selection.strategies import plan_selection, write_plan
 from modyn_stream.training.exceptions import TrainingError
 from modyn_stream.training.model_store import load_model
 from modyn_stream.training.service import TrainerService
@@ -132,6 +133,25 @@ def test_warm_start_begins_from_the_previous_weights_and_retraining_is_determini
     assert first[1] == second[1]
     assert again["model_sha256"] == versions[0]["model_sha256"], "same seed + same manifest => same model bytes"
     assert again["trained_samples_sha256"] == versions[0]["trained_samples_sha256"], "and the same record"
+
+
+def test_a_set_stored_as_a_predicate_trains_the_model_its_rows_train(kafka_settings, trained):
+    store, artifacts, pid, config, versions, sets = trained
+    assert all(e["manifest_uri"].endswith(".predicate.json") for e in sets), "new data only: a predicate"
+    assert store.query("SELECT count() FROM training_sets WHERE pipeline_id = {p:String}", {"p": pid}) == [(0,)]
+    plan = plan_selection(store, config.selection_strategy, pipeline_id=pid, dataset="dig", trigger_index=0,
+                          seed=config.training.seed or 0)  # fmt: skip
+    write_plan(store, plan)  # the same set as rows, as a sampled set is kept
+    rows = artifacts.root.parent / "rows.arrow"
+    write_manifest(store, pid, 0, rows)
+    expanded = ArtifactStore.resolve(sets[0]["manifest_uri"].removesuffix(".predicate.json") + ".arrow")
+    assert rows.read_bytes() == expanded.read_bytes(), "the trainer saw the same manifest, byte for byte"
+    materialised = {**sets[0], "manifest_uri": rows.as_uri(), "manifest_sha256": sha256_file(rows)}
+    with TrainerService(kafka_settings, store, ArtifactStore(artifacts.root.parent / "rows")) as service:
+        again = service.train_version(config, materialised)
+    first, second = load_model(versions[0]["model_uri"])[0], load_model(again["model_uri"])[0]
+    assert all(torch.equal(first[name], second[name]) for name in first), "and trained the same model"
+    assert again["trained_samples_sha256"] == versions[0]["trained_samples_sha256"]
 
 
 def test_a_pretrained_start_loads_the_stored_version_named_by_initial_model_id(kafka_settings, trained):
