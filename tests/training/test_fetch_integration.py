@@ -60,7 +60,8 @@ def test_chunks_in_stream_order_are_read_without_reassigning_and_read_ahead_serv
     kafka_settings, published
 ):
     in_order = sorted(published)  # (partition, offset): partition 0, then 1
-    fetcher = PayloadFetcher(kafka_settings, TopicNames(kafka_settings.namespace).samples("fetch"), read_ahead=30)
+    fetcher = PayloadFetcher(kafka_settings, TopicNames(kafka_settings.namespace).samples("fetch"),
+                             read_ahead_bytes=2000)  # fmt: skip
     try:
         for start in range(0, len(in_order), 20):
             chunk = in_order[start : start + 20]
@@ -102,7 +103,7 @@ def test_a_cached_payload_is_checked_against_the_manifest_key_too(kafka_settings
 
 def test_a_partition_paused_in_one_set_is_read_again_in_the_next(kafka_settings, published):
     topic = TopicNames(kafka_settings.namespace).samples("fetch")
-    fetcher = PayloadFetcher(kafka_settings, topic, cache_bytes=0, read_ahead=1, timeout_s=5)
+    fetcher = PayloadFetcher(kafka_settings, topic, cache_bytes=0, read_ahead_bytes=1, timeout_s=5)
     try:
         wanted = [(0, 1), (1, 1)]
         keys = [published[w][0] for w in wanted]
