@@ -89,7 +89,7 @@ class _Planner:
 
     def window_bounds(self, tail_triggers: int | None, last: int) -> tuple[Bound, Bound | None]:
         """The bounds of the data of triggers (last - tail, ..., last): up to `last`, past the one before."""
-        first = 0 if tail_triggers is None else max(0, last - tail_triggers)
+        first = _first(tail_triggers, last)
         if first > 0 and first - 1 not in self.bounds:
             raise SelectionError(f"pipeline {self.params['pipeline']}: no trigger {first - 1} in ClickHouse triggers")
         return self.bounds[last], self.bounds[first - 1] if first > 0 else None
@@ -97,7 +97,7 @@ class _Planner:
     def window(self, tail_triggers: int | None, last: int) -> tuple[str, list[int]]:
         """WHERE clause of the data of triggers (last - tail, ..., last) (all up to `last` when tail is None)."""
         upto, after = self.window_bounds(tail_triggers, last)
-        first = 0 if tail_triggers is None else max(0, last - tail_triggers)
+        first = _first(tail_triggers, last)
         where = window_clause(self.params["dataset"], upto, after, self.params, (f"b{last}", f"b{first - 1}"))
         return where, list(range(first, last + 1))
 
@@ -152,6 +152,11 @@ class _Planner:
         self.params["cuts"] = [found[g][1] if counts[g] > quota else _ALL for g in keys]
         cut = f"{RANK} <= transform({group}, {{groups:Array(Int64)}}, {{cuts:Array(UInt64)}}, toUInt64(0))"
         return Plan(f"SELECT {COLUMNS} FROM samples AS s WHERE {where} AND {cut}", self.params, size, exact)
+
+
+def _first(tail_triggers: int | None, last: int) -> int:
+    """The first trigger of a window of `tail_triggers` before `last` (0 for all data so far)."""
+    return 0 if tail_triggers is None else max(0, last - tail_triggers)
 
 
 def fair_share(capacity: int, requests: list[int]) -> int:

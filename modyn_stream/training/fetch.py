@@ -12,8 +12,8 @@ are kept as they came (undecoded, unless already cached) for the next chunks, up
 is paused. The budget is in bytes and large (64 MiB): a paused partition, once resumed, restarts
 its fetch from the broker (librdkafka drops what it had prefetched), which cost a round trip per
 few thousand records when the budget was 4,096 records per partition (0.16x of a raw consumer's
-rate, against 0.59x with this budget, at 200k tabular samples). `release()` (the loader calls it when its
-set ends) unassigns everything: an assigned consumer keeps polling the broker.
+rate, against 0.59x with this budget, at 200k tabular samples). `release()` (the loader calls it
+when its set ends) unassigns everything: an assigned consumer keeps polling the broker.
 
 Payloads are kept in an LRU cache bounded in bytes, so data reused by later triggers (all-data or
 sliding-window selections) is not read from Kafka again. Every payload handed out is checked

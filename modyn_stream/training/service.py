@@ -7,8 +7,8 @@ replaced atomically and the `models` row is keyed by (pipeline, trigger), so a t
 mid-training retrains that trigger on restart and still leaves one version. A training set that
 cannot be used (manifest missing or altered, a predicate whose rows ClickHouse no longer gives, a
 payload offset missing or wrong) goes to the dead-letter topic with the reason; the trainer carries
-on with the next trigger. Samples whose labels
-the model cannot take are left out, and a dead letter beside the model event names them.
+on with the next trigger. Samples whose labels the model cannot take are left out, and a dead
+letter beside the model event names them.
 """
 
 from __future__ import annotations
